@@ -1,0 +1,170 @@
+"""``lca-emulator``: ``serve`` the emulated Management Layer, or ``run`` scenario files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+from .yamlsource import ConfigError
+
+log = Logger()
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``lca-emulator``."""
+    p = argparse.ArgumentParser(
+        prog="lca-emulator",
+        description="An emulated Genesys Management Layer (LCA + SCS) and scenario runner.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the emulated LCA + SCS until stopped")
+    serve.add_argument(
+        "--lca",
+        default="tcp:4999:interface=127.0.0.1",
+        metavar="ENDPOINT",
+        help="where applications connect (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--scs",
+        default="tcp:4998:interface=127.0.0.1",
+        metavar="ENDPOINT",
+        help="where management clients connect (default: %(default)s)",
+    )
+    serve.add_argument("--config", metavar="FILE", help="applications to start and HA pairs (YAML)")
+    serve.add_argument(
+        "--heartbeat",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="treat an application silent for this long as hung (default: off)",
+    )
+    serve.add_argument(
+        "--grace",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time to exit after EXITING before a signal is sent (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="passed to the stubs it starts: multiply their delays by F",
+    )
+    serve.add_argument(
+        "--journal", metavar="FILE", help="write the status journal here (JSON Lines) on exit"
+    )
+
+    from .harness.cli import add_run_arguments
+
+    add_run_arguments(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``lca-emulator`` console script."""
+    args = parser().parse_args(argv)
+    if args.command == "serve":
+        serve(args)
+    else:
+        from .harness.cli import run_command
+
+        raise SystemExit(run_command(args))
+
+
+def serve(args: argparse.Namespace) -> None:
+    """``lca-emulator serve``: listen, start the configured applications, run until stopped."""
+    from .harness.scenario import load_management_config
+
+    applications: Sequence[Any] = ()
+    pairs: Sequence[Any] = ()
+    if args.config:
+        try:
+            config = load_management_config(args.config)
+        except ConfigError as e:
+            print(f"lca-emulator: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        applications, pairs = config.applications, config.ha_pairs
+
+    from twisted.internet import reactor
+    from twisted.internet.task import react
+
+    from .launchers import StubProcessLauncher
+    from .processes import ProcessLauncher
+    from .scs import PairConfig
+    from .service import ListeningAddresses, ManagementLayer
+
+    workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
+
+    async def run(_reactor: object) -> None:
+        globalLogBeginner.beginLoggingTo(
+            [textFileLogObserver(sys.stderr)], redirectStandardIO=False
+        )
+        launcher = StubProcessLauncher(
+            ProcessLauncher(reactor, reactor),
+            Path(workdir.name),
+            time_scale=args.time_scale,
+        )
+        layer = ManagementLayer(
+            reactor,
+            applications=applications,
+            pairs=[PairConfig(p.name, p.primary, p.backup) for p in pairs],
+            launcher=launcher,
+            heartbeat=args.heartbeat,
+            grace=args.grace,
+        )
+        try:
+            ports = await layer.listen(
+                serverFromString(reactor, args.lca), serverFromString(reactor, args.scs)
+            )
+        except Exception as e:
+            print(f"lca-emulator: cannot listen: {e}", file=sys.stderr)
+            raise SystemExit(1) from None
+        lca_at = ListeningAddresses.describe(ports.lca)
+        print(f"LCA listening on {lca_at}", flush=True)
+        print(f"SCS listening on {ListeningAddresses.describe(ports.scs)}", flush=True)
+        lca_host, lca_port = lca_at.rsplit(":", 1)
+        if lca_host in ("0.0.0.0", "::", ""):
+            lca_host = "127.0.0.1"
+        launcher.lca = f"tcp:{lca_host}:{lca_port}"
+        for error in layer.start_all():
+            log.error("{error}", error=error)
+
+        def shutting_down() -> Deferred[object]:
+            log.info("stopping: asking every application to exit")
+            d = layer.shutdown()
+            if args.journal:
+                d.addBoth(lambda _: _write_journal(layer, args.journal))
+            return d
+
+        reactor.addSystemEventTrigger("before", "shutdown", shutting_down)
+        await Deferred()  # until Ctrl-C / SIGTERM stops the reactor
+
+    try:
+        react(lambda r: ensureDeferred(run(r)))
+    finally:
+        workdir.cleanup()
+
+
+def _write_journal(layer: Any, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        layer.journal.write_jsonl(f)

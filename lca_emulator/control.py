@@ -1,0 +1,177 @@
+"""Process control like a real LCA: start, stop gracefully, kill, restart, see exits.
+
+What runs an application is a :class:`ApplicationLauncher`: real child processes
+(:class:`StubProcessLauncher`) for ``serve`` and ``run --processes``, or stubs in
+this process for virtual-time runs (``lca_emulator.harness.inprocess``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.logger import Logger
+
+from .lca import LocalControlAgent
+from .processes import ProcessExit
+from .protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
+from .registry import ApplicationRegistry, JournalEvent
+
+if TYPE_CHECKING:
+    from sipserver_stub.fixture import StubFixture
+
+
+log = Logger()
+
+DEFAULT_GRACE = 5.0
+"""Seconds an application has to exit after ``EXITING`` before it is signalled."""
+
+
+class RunningApplication(Protocol):
+    """One started application, whatever runs it."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its process id, if it has a process of its own."""
+
+    @property
+    def exited(self) -> Deferred[ProcessExit]:
+        """Fires once when it has ended."""
+
+    def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
+        """Ask it to exit (``ask``), then force it after ``grace`` seconds."""
+
+    def kill(self) -> Deferred[ProcessExit]:
+        """End it at once."""
+
+
+class ApplicationLauncher(Protocol):
+    """Starts applications from their fixtures."""
+
+    def launch(self, fixture: StubFixture) -> RunningApplication:
+        """Start one application; raises an exception with a clear message on failure."""
+
+
+class ControlError(Exception):
+    """A start/stop request that cannot be honoured; ``code`` is the wire error code."""
+
+    def __init__(self, code: ErrorCode, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+class ApplicationControl:
+    """Starts, stops and restarts the configured applications and notes their exits."""
+
+    def __init__(
+        self,
+        registry: ApplicationRegistry,
+        lca: LocalControlAgent,
+        launcher: ApplicationLauncher | None,
+        fixtures: Iterable[StubFixture] = (),
+        *,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self.registry = registry
+        self.lca = lca
+        self.launcher = launcher
+        self.grace = grace
+        self.fixtures: dict[str, StubFixture] = {f.application: f for f in fixtures}
+        self._running: dict[str, RunningApplication] = {}
+        for name in self.fixtures:
+            registry.note(
+                name,
+                JournalEvent.CONFIGURED,
+                status=ApplicationStatus.STOPPED,
+                mode=ExecutionMode.UNKNOWN,
+                managed=True,
+            )
+
+    def managed(self, name: str) -> bool:
+        """Whether ``name`` is in the configuration (so it can be started and stopped)."""
+        return name in self.fixtures
+
+    def running(self, name: str) -> bool:
+        """Whether ``name`` was started and has not exited yet."""
+        return name in self._running
+
+    def _check(self, name: str) -> StubFixture:
+        fixture = self.fixtures.get(name)
+        if fixture is None:
+            if name in self.registry:
+                raise ControlError(
+                    ErrorCode.NOT_MANAGED, f"{name} is not in the configuration; it is only tracked"
+                )
+            raise ControlError(ErrorCode.UNKNOWN_APPLICATION, f"no application named {name!r}")
+        return fixture
+
+    def start(self, name: str) -> None:
+        """Start ``name``; it is ``START_PENDING`` until it registers and reports."""
+        fixture = self._check(name)
+        if name in self._running:
+            raise ControlError(ErrorCode.ALREADY_RUNNING, f"{name} is already running")
+        if self.launcher is None:
+            raise ControlError(ErrorCode.NOT_MANAGED, "this emulator starts no applications")
+        self.registry.note(
+            name, JournalEvent.START_REQUESTED, status=ApplicationStatus.START_PENDING
+        )
+        try:
+            app = self.launcher.launch(fixture)
+        except Exception as e:
+            self.registry.note(
+                name, JournalEvent.START_FAILED, str(e), status=ApplicationStatus.STOPPED
+            )
+            raise ControlError(ErrorCode.START_FAILED, f"{name} could not be started: {e}") from e
+        self._running[name] = app
+        self.registry.note(name, JournalEvent.STARTED, f"pid={app.pid or '-'}", pid=app.pid)
+        app.exited.addCallback(self._exited, name, app)
+
+    def _exited(self, exit: ProcessExit, name: str, app: RunningApplication) -> ProcessExit:
+        if self._running.get(name) is app:
+            del self._running[name]
+        self.lca.process_exited(name, exit.describe())
+        return exit
+
+    def stop(self, name: str) -> Deferred[ProcessExit | None]:
+        """Stop ``name`` gracefully (``EXITING``, then signals after the grace period)."""
+        self._check(name)
+        app = self._running.get(name)
+        if app is None:
+            return succeed(None)
+        self.registry.note(name, JournalEvent.STOP_REQUESTED)
+        d: Deferred[ProcessExit | None] = app.stop(
+            self.grace, lambda: self.lca.change_mode(name, ExecutionMode.EXITING)
+        )  # type: ignore[assignment]
+        return d
+
+    def kill(self, name: str) -> Deferred[ProcessExit | None]:
+        """End ``name`` at once, as ``kill -9`` would."""
+        self._check(name)
+        app = self._running.get(name)
+        if app is None:
+            return succeed(None)
+        self.registry.note(name, JournalEvent.KILLED)
+        d: Deferred[ProcessExit | None] = app.kill()  # type: ignore[assignment]
+        return d
+
+    def restart(self, name: str) -> Deferred[None]:
+        """Stop ``name`` if it runs, then start it again (with any option changed since)."""
+        return self.stop(name).addCallback(lambda _: self.start(name))
+
+    def set_option(self, name: str, section: str, option: str, value: str) -> None:
+        """Change an option in ``name``'s configuration; it applies at the next start."""
+        fixture = self._check(name)
+        self.fixtures[name] = fixture.with_option(section, option, value)
+        log.info(
+            "{app}: [{section}] {option} = {value!r} recorded; takes effect after restart",
+            app=name,
+            section=section,
+            option=option,
+            value=value,
+        )
+
+    def stop_all(self) -> Deferred[list[ProcessExit | None]]:
+        """Stop every running application (used at shutdown)."""
+        return gatherResults([self.stop(name) for name in list(self._running)])

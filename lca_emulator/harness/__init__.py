@@ -1,0 +1,1 @@
+"""The scenario harness: scenario files, running them against the emulator, and results."""

@@ -1,0 +1,45 @@
+"""What starts a configured application: a ``sipserver-stub`` child process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from .processes import ChildProcess, ProcessLauncher, ProcessSpec
+
+if TYPE_CHECKING:
+    from sipserver_stub.fixture import StubFixture
+
+
+class StubProcessLauncher:
+    """Starts each application as ``python -m sipserver_stub FIXTURE --lca ...``.
+
+    The fixture (with any option changed since) is written to ``workdir`` first.
+    ``lca`` is the client endpoint the stubs connect to; set it once listening.
+    """
+
+    def __init__(
+        self,
+        processes: ProcessLauncher,
+        workdir: Path,
+        *,
+        lca: str = "",
+        time_scale: float = 1.0,
+    ) -> None:
+        self.processes = processes
+        self.workdir = workdir
+        self.lca = lca
+        self.time_scale = time_scale
+
+    def launch(self, fixture: StubFixture) -> ChildProcess:
+        """Write the fixture and start its stub process."""
+        path = self.workdir / f"{fixture.application}.yaml"
+        path.write_text(yaml.safe_dump(fixture.to_document(), sort_keys=False), encoding="utf-8")
+        argv: tuple[str, ...] = (sys.executable, "-m", "sipserver_stub", str(path))
+        argv += ("--lca", self.lca, "--time-scale", repr(self.time_scale))
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return self.processes.start(fixture.application, ProcessSpec(argv=argv, env=env))

@@ -1,0 +1,285 @@
+"""The LCA side: applications connect, register, report status and take mode changes."""
+
+from __future__ import annotations
+
+import itertools
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .protocol.framing import JsonLinesProtocol, MessageSender, TrafficObserver
+from .protocol.messages import (
+    APPLICATION_TO_LCA,
+    ApplicationStatus,
+    ErrorCode,
+    EventApplicationRegistered,
+    EventChangeExecutionMode,
+    EventError,
+    ExecutionMode,
+    Message,
+    RequestHeartbeat,
+    RequestRegisterApplication,
+    RequestUpdateStatus,
+    ResponseExecutionModeChanged,
+)
+from .registry import ApplicationRegistry, JournalEvent
+
+log = Logger()
+
+
+class LocalControlAgent:
+    """Accepts application connections and keeps their records in the registry.
+
+    :param heartbeat: when set, an application silent for longer than this many
+        seconds is treated as hung.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        registry: ApplicationRegistry,
+        *,
+        heartbeat: float | None = None,
+        observer: TrafficObserver | None = None,
+    ) -> None:
+        self.clock = clock
+        self.registry = registry
+        self.heartbeat = heartbeat
+        self.observer = observer
+        self._sessions: dict[str, ApplicationSession] = {}
+        self._refs = itertools.count(1)
+
+    def factory(self) -> Factory:
+        """A protocol factory for the LCA endpoint."""
+        return Factory.forProtocol(self._build_protocol)
+
+    def _build_protocol(self) -> Protocol:
+        return JsonLinesProtocol(
+            ApplicationSession(self), APPLICATION_TO_LCA, answer_errors=True, observer=self.observer
+        )
+
+    def next_ref(self) -> int:
+        """A fresh reference number for a request the LCA sends."""
+        return next(self._refs)
+
+    def change_mode(self, application: str, mode: ExecutionMode) -> bool:
+        """Send ``EventChangeExecutionMode``; False when the application is not connected."""
+        session = self._sessions.get(application)
+        if session is None:
+            return False
+        session.request_mode(mode)
+        return True
+
+    def connected(self, application: str) -> bool:
+        """Whether ``application`` is registered on a live connection."""
+        return application in self._sessions
+
+    def disconnect(self, application: str, *, abort: bool = False) -> None:
+        """Close ``application``'s connection, if it has one."""
+        session = self._sessions.get(application)
+        if session is not None:
+            session.close(abort=abort)
+
+    def process_exited(self, application: str, detail: str) -> None:
+        """The application's process ended: it is ``STOPPED`` whatever it said last."""
+        self.registry.note(
+            application,
+            JournalEvent.EXITED,
+            detail,
+            status=ApplicationStatus.STOPPED,
+            reported_status=ApplicationStatus.STOPPED,
+            pid=None,
+            hung=False,
+        )
+
+    # -- used by sessions ------------------------------------------------------
+
+    def _bind(self, name: str, session: ApplicationSession) -> None:
+        previous = self._sessions.get(name)
+        if previous is not None and previous is not session:
+            previous.detach("replaced by a new registration")
+        self._sessions[name] = session
+
+    def _unbind(self, name: str, session: ApplicationSession) -> bool:
+        if self._sessions.get(name) is session:
+            del self._sessions[name]
+            return True
+        return False
+
+
+class ApplicationSession:
+    """One application connection: registration, status reports, mode changes."""
+
+    def __init__(self, lca: LocalControlAgent) -> None:
+        self.lca = lca
+        self.sender: MessageSender | None = None
+        self.application: str | None = None
+        self._pending_modes: dict[int, ExecutionMode] = {}
+        self._silence: IDelayedCall | None = None
+
+    # -- ConnectionController ----------------------------------------------------
+
+    def connection_made(self, sender: MessageSender) -> None:
+        self.sender = sender
+
+    def connection_lost(self, reason: Failure) -> None:
+        self._stop_watch()
+        name, self.application = self.application, None
+        if name is None or not self.lca._unbind(name, self):
+            return
+        record = self.lca.registry.get(name)
+        exited = record is not None and record.status is ApplicationStatus.STOPPED
+        status = ApplicationStatus.STOPPED if exited else ApplicationStatus.UNKNOWN
+        self.lca.registry.note(
+            name,
+            JournalEvent.DISCONNECTED,
+            reason.getErrorMessage(),
+            status=status,
+            connected=False,
+            registered=False,
+            hung=False,
+        )
+
+    def message_received(self, message: Message) -> None:
+        if isinstance(message, RequestRegisterApplication):
+            self._register(message)
+            return
+        name = self.application
+        if name is None:
+            self._error(
+                ErrorCode.NOT_REGISTERED,
+                f"{message.MESSAGE} before RequestRegisterApplication",
+                getattr(message, "ref", None),
+            )
+            return
+        self._heard_from(name)
+        if isinstance(message, RequestUpdateStatus):
+            self._update_status(name, message)
+        elif isinstance(message, ResponseExecutionModeChanged):
+            self._mode_changed(name, message)
+        elif isinstance(message, RequestHeartbeat):
+            pass
+
+    # -- requests from the LCA ---------------------------------------------------
+
+    def request_mode(self, mode: ExecutionMode) -> None:
+        """Ask the application to change mode (``EXITING``: stop gracefully)."""
+        ref = self.lca.next_ref()
+        self._pending_modes[ref] = mode
+        assert self.sender is not None
+        self.sender.send(EventChangeExecutionMode(ref=ref, mode=mode))
+
+    def close(self, *, abort: bool) -> None:
+        """Close the connection."""
+        if self.sender is not None:
+            if abort:
+                self.sender.abort()
+            else:
+                self.sender.disconnect()
+
+    def detach(self, why: str) -> None:
+        """Forget the application without touching its record, and close."""
+        self._stop_watch()
+        if self.application is not None:
+            log.info("closing old connection of {app}: {why}", app=self.application, why=why)
+        self.application = None
+        self.close(abort=False)
+
+    # -- handlers ----------------------------------------------------------------
+
+    def _register(self, message: RequestRegisterApplication) -> None:
+        if self.application is not None:
+            self._error(
+                ErrorCode.ALREADY_REGISTERED,
+                f"this connection is already registered as {self.application!r}",
+                message.ref,
+            )
+            return
+        name = message.application
+        self.application = name
+        self.lca._bind(name, self)
+        registry = self.lca.registry
+        record = registry.get(name)
+        status = record.status if record is not None else ApplicationStatus.UNKNOWN
+        if status is ApplicationStatus.STOPPED:
+            status = ApplicationStatus.UNKNOWN  # it runs, though nothing reported yet
+        assert self.sender is not None
+        self.sender.send(EventApplicationRegistered(ref=message.ref, heartbeat=self.lca.heartbeat))
+        registry.note(
+            name,
+            JournalEvent.REGISTERED,
+            f"host={message.host or '-'} pid={message.pid or '-'}",
+            status=status,
+            host=message.host,
+            pid=message.pid if message.pid is not None else (record.pid if record else None),
+            connected=True,
+            registered=True,
+            hung=False,
+        )
+        self._watch()
+
+    def _update_status(self, name: str, message: RequestUpdateStatus) -> None:
+        record = self.lca.registry.get(name)
+        assert record is not None
+        if (record.status, record.mode) == (message.status, message.mode):
+            return
+        event = JournalEvent.STATUS if record.status != message.status else JournalEvent.MODE
+        self.lca.registry.note(
+            name, event, status=message.status, mode=message.mode, reported_status=message.status
+        )
+
+    def _mode_changed(self, name: str, message: ResponseExecutionModeChanged) -> None:
+        requested = self._pending_modes.pop(message.ref, None)
+        if requested is None:
+            self._error(
+                ErrorCode.UNKNOWN_REF,
+                f"no EventChangeExecutionMode with ref {message.ref} is pending",
+                message.ref,
+            )
+            return
+        record = self.lca.registry.get(name)
+        assert record is not None
+        if record.mode != message.mode:
+            self.lca.registry.note(
+                name, JournalEvent.MODE, f"acknowledged {requested.value}", mode=message.mode
+            )
+
+    def _error(self, code: ErrorCode, text: str, ref: int | None) -> None:
+        assert self.sender is not None
+        self.sender.send(EventError(code=code, text=text, ref=ref))
+
+    # -- heartbeat -----------------------------------------------------------------
+
+    def _watch(self) -> None:
+        period = self.lca.heartbeat
+        if period is None or self.application is None:
+            return
+        self._stop_watch()
+        name = self.application
+        self._silence = self.lca.clock.callLater(period, self._hung, name)
+
+    def _stop_watch(self) -> None:
+        if self._silence is not None and self._silence.active():
+            self._silence.cancel()
+        self._silence = None
+
+    def _heard_from(self, name: str) -> None:
+        record = self.lca.registry.get(name)
+        if record is not None and record.hung:
+            self.lca.registry.note(
+                name, JournalEvent.RECOVERED, status=record.reported_status, hung=False
+            )
+        self._watch()
+
+    def _hung(self, name: str) -> None:
+        self._silence = None
+        period = self.lca.heartbeat
+        self.lca.registry.note(
+            name,
+            JournalEvent.HUNG,
+            f"silent for {period:g} s",
+            status=ApplicationStatus.UNKNOWN,
+            hung=True,
+        )

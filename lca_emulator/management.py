@@ -1,0 +1,144 @@
+"""The SCS management endpoint: query, subscribe, start, stop, switch over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+
+from .control import ApplicationControl, ControlError
+from .protocol.framing import JsonLinesProtocol, MessageSender, TrafficObserver
+from .protocol.messages import (
+    CLIENT_TO_SCS,
+    ErrorCode,
+    EventError,
+    EventOk,
+    Message,
+    RequestGetApplicationInfo,
+    RequestStartApplication,
+    RequestStopApplication,
+    RequestSubscribe,
+    RequestSwitchover,
+)
+from .registry import ApplicationRecord, ApplicationRegistry, JournalEvent
+from .scs import SolutionControlServer, SwitchoverNotice, SwitchoverRefusedError
+
+
+class ManagementEndpoint:
+    """Builds one :class:`ManagementSession` per management client."""
+
+    def __init__(
+        self,
+        registry: ApplicationRegistry,
+        scs: SolutionControlServer,
+        control: ApplicationControl,
+        *,
+        observer: TrafficObserver | None = None,
+    ) -> None:
+        self.registry = registry
+        self.scs = scs
+        self.control = control
+        self.observer = observer
+
+    def factory(self) -> Factory:
+        """A protocol factory for the SCS endpoint."""
+        return Factory.forProtocol(self._build_protocol)
+
+    def _build_protocol(self) -> Protocol:
+        return JsonLinesProtocol(
+            ManagementSession(self), CLIENT_TO_SCS, answer_errors=True, observer=self.observer
+        )
+
+
+class ManagementSession:
+    """One management client's connection."""
+
+    def __init__(self, endpoint: ManagementEndpoint) -> None:
+        self.endpoint = endpoint
+        self.sender: MessageSender | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    def connection_made(self, sender: MessageSender) -> None:
+        self.sender = sender
+
+    def connection_lost(self, reason: Failure) -> None:
+        for stop in self._unsubscribe:
+            stop()
+        self._unsubscribe.clear()
+        self.sender = None
+
+    def send(self, message: Message) -> None:
+        """Send to this client, if it is still connected."""
+        if self.sender is not None:
+            self.sender.send(message)
+
+    def message_received(self, message: Message) -> None:
+        ep = self.endpoint
+        if isinstance(message, RequestGetApplicationInfo):
+            record = ep.registry.get(message.application)
+            if record is None:
+                self._unknown(message.ref, message.application)
+            else:
+                self.send(record.info(ref=message.ref))
+        elif isinstance(message, RequestSubscribe):
+            self._subscribe(message.ref)
+        elif isinstance(message, RequestStartApplication | RequestStopApplication):
+            self._control(message)
+        elif isinstance(message, RequestSwitchover):
+            self._switchover(message)
+
+    def _unknown(self, ref: int, name: str) -> None:
+        self.send(
+            EventError(
+                code=ErrorCode.UNKNOWN_APPLICATION, text=f"no application named {name!r}", ref=ref
+            )
+        )
+
+    def _subscribe(self, ref: int) -> None:
+        self.send(EventOk(ref=ref))
+        if self._unsubscribe:
+            return  # already subscribed: one stream per connection
+        for record in self.endpoint.registry.records():
+            self.send(record.info())
+        self._unsubscribe.append(self.endpoint.registry.listen(self._record_changed))
+        self._unsubscribe.append(self.endpoint.scs.listen(self._switchover_notice))
+
+    def _record_changed(
+        self, before: ApplicationRecord, after: ApplicationRecord, event: JournalEvent
+    ) -> None:
+        if (before.status, before.mode) != (after.status, after.mode):
+            self.send(after.info())
+
+    def _switchover_notice(self, notice: SwitchoverNotice) -> None:
+        self.send(notice)
+
+    def _control(self, message: RequestStartApplication | RequestStopApplication) -> None:
+        control = self.endpoint.control
+        try:
+            if isinstance(message, RequestStartApplication):
+                control.start(message.application)
+            else:
+                control.stop(message.application)
+        except ControlError as e:
+            self.send(EventError(code=e.code, text=e.text, ref=message.ref))
+            return
+        self.send(EventOk(ref=message.ref))
+
+    def _switchover(self, message: RequestSwitchover) -> None:
+        name = message.application
+        if self.endpoint.registry.get(name) is None and self.endpoint.scs.pair_of(name) is None:
+            self._unknown(message.ref, name)
+            return
+        try:
+            self.endpoint.scs.request_switchover(name)
+        except KeyError:
+            self.send(
+                EventError(
+                    code=ErrorCode.NOT_PAIRED, text=f"{name} is in no HA pair", ref=message.ref
+                )
+            )
+        except SwitchoverRefusedError as e:
+            self.send(EventError(code=ErrorCode.SWITCHOVER_REFUSED, text=str(e), ref=message.ref))
+        else:
+            self.send(EventOk(ref=message.ref))

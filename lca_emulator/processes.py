@@ -1,0 +1,284 @@
+"""Applications as real child processes: start, watch, stop gracefully, kill.
+
+The LCA owns a :class:`ProcessLauncher`; each started application is a
+:class:`ChildProcess` whose stdout and stderr are logged line by line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal as _signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProcessTransport,
+    IReactorProcess,
+    IReactorTime,
+)
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+__all__ = [
+    "ChildProcess",
+    "ProcessExit",
+    "ProcessLauncher",
+    "ProcessSpec",
+    "ProcessStartError",
+]
+
+_log = Logger(namespace="lca_emulator.processes")
+
+# A child that writes this much without a newline is logged in pieces, so one
+# runaway line cannot grow our buffer without bound.
+_MAX_LINE_BYTES = 64 * 1024
+_STREAMS = {1: "stdout", 2: "stderr"}
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How to run an application: argv, environment (None inherits ours) and directory."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class ProcessExit:
+    """How a child ended: an exit code, or the signal that killed it."""
+
+    code: int | None
+    signal: int | None
+
+    def describe(self) -> str:
+        """Say how the process ended, e.g. ``killed by signal 9 (SIGKILL)``."""
+        if self.signal is not None:
+            try:
+                name = _signal.Signals(self.signal).name
+            except ValueError:
+                return f"killed by signal {self.signal}"
+            return f"killed by signal {self.signal} ({name})"
+        if self.code is not None:
+            return f"exited with code {self.code}"
+        return "ended with an unknown status"
+
+
+class ProcessStartError(Exception):
+    """An application's process could not be started."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"cannot start {name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class ChildProcess:
+    """One running application process; made by :meth:`ProcessLauncher.start`."""
+
+    def __init__(self, name: str, clock: IReactorTime) -> None:
+        self.name = name
+        self.pid = 0
+        self._clock = clock
+        self._transport: IProcessTransport | None = None
+        self._exit: ProcessExit | None = None
+        self._waiters: list[Deferred[ProcessExit]] = []
+        self._timer: IDelayedCall | None = None
+        self._stop_requested = False
+        self.exited: Deferred[ProcessExit] = self._when_exited()
+
+    @property
+    def running(self) -> bool:
+        """True until the process has ended."""
+        return self._exit is None
+
+    def signal(self, name: str) -> None:
+        """Send ``SIG<name>`` ("TERM", "KILL", "INT"); a no-op once the process has ended."""
+        if self._exit is not None or self._transport is None:
+            return
+        _log.info(
+            "{application} | sending SIG{signal} to pid {pid}",
+            application=self.name,
+            signal=name,
+            pid=self.pid,
+        )
+        with contextlib.suppress(ProcessExitedAlready):
+            self._transport.signalProcess(name)
+
+    def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
+        """Ask the application to exit, then SIGTERM after ``grace`` seconds, then SIGKILL.
+
+        ``ask`` returns False when it could not ask (e.g. not connected): TERM at once.
+        """
+        if not self._stop_requested and self._exit is None:
+            self._stop_requested = True
+            if not self._ask(ask):
+                self._terminate(grace)
+            elif self._exit is None:
+                self._timer = self._clock.callLater(grace, self._terminate, grace)
+        return self._when_exited()
+
+    def kill(self) -> Deferred[ProcessExit]:
+        """Send SIGKILL now."""
+        self.signal("KILL")
+        return self._when_exited()
+
+    def _ask(self, ask: Callable[[], bool]) -> bool:
+        try:
+            return ask()
+        except Exception:
+            _log.failure("{application} | could not ask it to exit", application=self.name)
+            return False
+
+    def _terminate(self, grace: float) -> None:
+        self.signal("TERM")
+        if self._exit is None:
+            self._timer = self._clock.callLater(grace, self.signal, "KILL")
+
+    def _when_exited(self) -> Deferred[ProcessExit]:
+        if self._exit is not None:
+            return succeed(self._exit)
+        waiter: Deferred[ProcessExit] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _started(self, transport: IProcessTransport) -> None:
+        self._transport = transport
+        self.pid = transport.pid or 0
+
+    def _ended(self, outcome: ProcessExit) -> None:
+        if self._exit is not None:
+            return
+        self._exit = outcome
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        _log.info(
+            "{application} | process {pid} {outcome}",
+            application=self.name,
+            pid=self.pid,
+            outcome=outcome.describe(),
+        )
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(outcome)
+
+
+class _ChildProtocol(ProcessProtocol):
+    """Splits the child's output into logged lines and reports its end to the ChildProcess."""
+
+    def __init__(self, child: ChildProcess) -> None:
+        self._child = child
+        self._partial: dict[int, bytes] = {}
+
+    def childDataReceived(self, child_fd: int, data: bytes) -> None:
+        buffered = self._partial.get(child_fd, b"") + data
+        *lines, rest = buffered.split(b"\n")
+        while len(rest) > _MAX_LINE_BYTES:
+            lines.append(rest[:_MAX_LINE_BYTES])
+            rest = rest[_MAX_LINE_BYTES:]
+        self._partial[child_fd] = rest
+        for line in lines:
+            self._emit(child_fd, line)
+
+    def childConnectionLost(self, child_fd: int) -> None:
+        self._flush(child_fd)
+
+    def processEnded(self, reason: Failure) -> None:
+        for child_fd in list(self._partial):
+            self._flush(child_fd)
+        value = reason.value
+        self._child._ended(
+            ProcessExit(
+                code=getattr(value, "exitCode", None),
+                signal=getattr(value, "signal", None),
+            )
+        )
+
+    def _flush(self, child_fd: int) -> None:
+        rest = self._partial.pop(child_fd, b"")
+        if rest:
+            self._emit(child_fd, rest)
+
+    def _emit(self, child_fd: int, line: bytes) -> None:
+        _log.info(
+            "{application} | {line}",
+            application=self._child.name,
+            line=line.rstrip(b"\r").decode("utf-8", errors="replace"),
+            stream=_STREAMS.get(child_fd, str(child_fd)),
+        )
+
+
+class ProcessLauncher:
+    """Starts applications as child processes and keeps track of the running ones."""
+
+    def __init__(self, reactor: IReactorProcess, clock: IReactorTime) -> None:
+        self._reactor = reactor
+        self._clock = clock
+        self._children: list[ChildProcess] = []
+
+    def start(self, name: str, spec: ProcessSpec) -> ChildProcess:
+        """Spawn ``spec`` for application ``name``; raise ProcessStartError if it cannot run."""
+        if not spec.argv:
+            raise ProcessStartError(name, "empty command line")
+        executable = _find_executable(name, spec)
+        child = ChildProcess(name, self._clock)
+        try:
+            transport = self._reactor.spawnProcess(
+                _ChildProtocol(child),
+                executable,
+                args=spec.argv,
+                env=dict(spec.env) if spec.env is not None else None,
+                path=spec.cwd,
+                childFDs={0: "w", 1: "r", 2: "r"},
+            )
+        except OSError as error:
+            raise ProcessStartError(name, f"{executable}: {error.strerror or error}") from error
+        child._started(transport)
+        transport.closeStdin()
+        _log.info(
+            "{application} | started pid {pid}: {argv}",
+            application=name,
+            pid=child.pid,
+            argv=" ".join(spec.argv),
+        )
+        self._children.append(child)
+        child._when_exited().addCallback(self._forget, child)
+        return child
+
+    def running(self) -> list[ChildProcess]:
+        """The children that have not ended yet."""
+        return [child for child in self._children if child.running]
+
+    def stop_all(self, grace: float) -> Deferred[None]:
+        """SIGTERM every running child, SIGKILL those still alive after ``grace`` seconds."""
+        stopping = [child.stop(grace, lambda: False) for child in self.running()]
+        done = gatherResults(stopping)
+        return done.addCallback(lambda _: None)
+
+    def _forget(self, outcome: ProcessExit, child: ChildProcess) -> None:
+        self._children.remove(child)
+
+
+def _find_executable(name: str, spec: ProcessSpec) -> str:
+    """Resolve argv[0] the way exec would, so a missing program fails here and clearly.
+
+    Twisted forks when a cwd is given, and a failed exec then only shows as exit code 1.
+    """
+    program = spec.argv[0]
+    if os.sep in program:
+        candidate = os.path.join(spec.cwd or "", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+        raise ProcessStartError(name, f"{candidate}: no such executable file")
+    env = spec.env if spec.env is not None else os.environ
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise ProcessStartError(name, f"{program}: not found on PATH")
+    return os.path.abspath(found)

@@ -1,0 +1,1 @@
+"""pytest plugin of lca-emulator (registered through the ``pytest11`` entry point)."""

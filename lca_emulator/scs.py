@@ -1,0 +1,174 @@
+"""The SCS side: HA pairs.  Turns registry changes into pair inputs and carries out
+the decisions of :mod:`lca_emulator.ha` (mode changes, switchovers, refusals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from twisted.logger import Logger
+
+from .ha import (
+    Action,
+    AssignMode,
+    Decision,
+    HaPairMachine,
+    InputKind,
+    MemberView,
+    PairInput,
+    Refusal,
+    Switchover,
+)
+from .lca import LocalControlAgent
+from .protocol.messages import (
+    ApplicationStatus,
+    EventSwitchover,
+    EventSwitchoverRefused,
+)
+from .registry import ApplicationRecord, ApplicationRegistry, JournalEvent
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """One HA pair as the SCS is told of it."""
+
+    name: str
+    primary: str
+    backup: str
+
+
+SwitchoverNotice: TypeAlias = EventSwitchover | EventSwitchoverRefused
+_LOSS_EVENTS = {
+    JournalEvent.DISCONNECTED: "disconnected",
+    JournalEvent.EXITED: "exited",
+    JournalEvent.HUNG: "hung",
+}
+
+
+class SwitchoverRefusedError(Exception):
+    """A manual switchover could not be done; the message gives the reason."""
+
+
+class SolutionControlServer:
+    """Decides which member of each HA pair is primary, and announces switchovers."""
+
+    def __init__(
+        self,
+        registry: ApplicationRegistry,
+        lca: LocalControlAgent,
+        pairs: Iterable[PairConfig] = (),
+    ) -> None:
+        self.registry = registry
+        self.lca = lca
+        self._pairs: dict[str, tuple[PairConfig, HaPairMachine]] = {}
+        self._listeners: list[Callable[[SwitchoverNotice], None]] = []
+        for pair in pairs:
+            machine = HaPairMachine(pair.primary, pair.backup)
+            for member in (pair.primary, pair.backup):
+                if member in self._pairs:
+                    raise ValueError(f"{member} is in more than one HA pair")
+                self._pairs[member] = (pair, machine)
+        registry.listen(self._record_changed)
+
+    def listen(self, listener: Callable[[SwitchoverNotice], None]) -> Callable[[], None]:
+        """Hear of every switchover and refusal; returns a function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def pair_of(self, application: str) -> PairConfig | None:
+        """The pair ``application`` belongs to, if any."""
+        entry = self._pairs.get(application)
+        return entry[0] if entry else None
+
+    def state_of(self, application: str) -> HaPairMachine | None:
+        """The decision machine of ``application``'s pair, if any."""
+        entry = self._pairs.get(application)
+        return entry[1] if entry else None
+
+    def request_switchover(self, application: str) -> Decision:
+        """A manual switchover of ``application``'s pair.
+
+        :raises KeyError: the application is in no pair.
+        :raises SwitchoverRefusedError: the backup cannot take the service.
+        """
+        entry = self._pairs.get(application)
+        if entry is None:
+            raise KeyError(application)
+        decision = self._feed(entry, PairInput(InputKind.SWITCHOVER_REQUESTED, application))
+        for action in decision.actions:
+            if isinstance(action, Refusal):
+                raise SwitchoverRefusedError(action.reason)
+        return decision
+
+    # -- internals ---------------------------------------------------------------
+
+    def _record_changed(
+        self, before: ApplicationRecord, after: ApplicationRecord, event: JournalEvent
+    ) -> None:
+        entry = self._pairs.get(after.name)
+        if entry is None:
+            return
+        if event is JournalEvent.REGISTERED:
+            self._feed(entry, PairInput(InputKind.REGISTERED, after.name))
+        elif event in _LOSS_EVENTS and (before.up or before.status is not after.status):
+            self._feed(entry, PairInput(InputKind.LOST, after.name, _LOSS_EVENTS[event]))
+        elif after.status is not before.status and event in (
+            JournalEvent.STATUS,
+            JournalEvent.RECOVERED,
+            JournalEvent.START_FAILED,
+        ):
+            kind = InputKind.LOST if event is JournalEvent.START_FAILED else InputKind.STATUS
+            self._feed(entry, PairInput(kind, after.name, "failed to start"))
+
+    def _members(self, pair: PairConfig) -> dict[str, MemberView]:
+        views = {}
+        for name in (pair.primary, pair.backup):
+            record = self.registry.get(name)
+            if record is None:
+                continue
+            views[name] = MemberView(
+                name=name,
+                up=record.up,
+                starting=record.status is ApplicationStatus.START_PENDING and not record.registered,
+                status=record.status,
+            )
+        return views
+
+    def _feed(self, entry: tuple[PairConfig, HaPairMachine], event: PairInput) -> Decision:
+        pair, machine = entry
+        decision = machine.handle(event, self._members(pair))
+        for action in decision.actions:
+            self._carry_out(pair, action, decision.rule)
+        return decision
+
+    def _carry_out(self, pair: PairConfig, action: Action, rule: str) -> None:
+        now = self.registry.now()
+        if isinstance(action, AssignMode):
+            self.registry.note(
+                action.application, JournalEvent.MODE_REQUESTED, f"{action.mode.value} ({rule})"
+            )
+            self.lca.change_mode(action.application, action.mode)
+        elif isinstance(action, Switchover):
+            self.registry.note(
+                action.to,
+                JournalEvent.SWITCHOVER,
+                f"{pair.name}: {action.from_} -> {action.to}: {action.reason} ({rule})",
+            )
+            self._announce(EventSwitchover(pair.name, action.from_, action.to, action.reason, now))
+        else:
+            self.registry.note(
+                action.to,
+                JournalEvent.SWITCHOVER_REFUSED,
+                f"{pair.name}: {action.from_} -> {action.to}: {action.reason} ({rule})",
+            )
+            self._announce(
+                EventSwitchoverRefused(pair.name, action.from_, action.to, action.reason, now)
+            )
+
+    def _announce(self, notice: SwitchoverNotice) -> None:
+        log.info("{notice}", notice=notice)
+        for listener in list(self._listeners):
+            listener(notice)

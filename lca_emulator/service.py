@@ -1,0 +1,103 @@
+"""The emulated Management Layer as one object: LCA, SCS, process control, listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+
+from .control import DEFAULT_GRACE, ApplicationControl, ApplicationLauncher
+from .lca import LocalControlAgent
+from .management import ManagementEndpoint
+from .protocol.framing import TrafficObserver
+from .registry import ApplicationRegistry, StatusJournal
+from .scs import PairConfig, SolutionControlServer
+
+
+@dataclass(frozen=True)
+class ListeningAddresses:
+    """Where the two endpoints ended up listening."""
+
+    lca: IListeningPort
+    scs: IListeningPort
+
+    @staticmethod
+    def describe(port: IListeningPort) -> str:
+        """``HOST:PORT`` of a listening port."""
+        address = port.getHost()
+        return f"{address.host}:{address.port}"  # type: ignore[attr-defined]
+
+
+if TYPE_CHECKING:
+    from sipserver_stub.fixture import StubFixture
+
+
+class ManagementLayer:
+    """LCA + SCS wired together around one registry and one injected clock.
+
+    :param applications: the configured applications (started and stopped by it).
+    :param pairs: the HA pairs the SCS decides for.
+    :param launcher: what starts applications; ``None`` starts nothing.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        applications: Iterable[StubFixture] = (),
+        pairs: Iterable[PairConfig] = (),
+        launcher: ApplicationLauncher | None = None,
+        heartbeat: float | None = None,
+        grace: float = DEFAULT_GRACE,
+        observer: TrafficObserver | None = None,
+    ) -> None:
+        self.clock = clock
+        self.journal = StatusJournal()
+        self.registry = ApplicationRegistry(clock, self.journal)
+        self.lca = LocalControlAgent(clock, self.registry, heartbeat=heartbeat, observer=observer)
+        self.control = ApplicationControl(
+            self.registry, self.lca, launcher, applications, grace=grace
+        )
+        self.scs = SolutionControlServer(self.registry, self.lca, pairs)
+        self.management = ManagementEndpoint(
+            self.registry, self.scs, self.control, observer=observer
+        )
+        self._ports: list[IListeningPort] = []
+
+    async def listen(
+        self, lca: IStreamServerEndpoint, scs: IStreamServerEndpoint
+    ) -> ListeningAddresses:
+        """Listen for applications on ``lca`` and for management clients on ``scs``."""
+        lca_port = await lca.listen(self.lca.factory())
+        self._ports.append(lca_port)
+        scs_port = await scs.listen(self.management.factory())
+        self._ports.append(scs_port)
+        return ListeningAddresses(lca_port, scs_port)
+
+    def start_all(self) -> list[str]:
+        """Start every configured application; returns the errors, one line each."""
+        from .control import ControlError
+
+        errors = []
+        for name in self.control.fixtures:
+            try:
+                self.control.start(name)
+            except ControlError as e:
+                errors.append(e.text)
+        return errors
+
+    def shutdown(self) -> Deferred[object]:
+        """Stop every application, then stop listening."""
+        d: Deferred[object] = self.control.stop_all()  # type: ignore[assignment]
+
+        def close_ports(_: object) -> Deferred[object]:
+            ports, self._ports = self._ports, []
+            return DeferredList(  # type: ignore[return-value]
+                [d for p in ports if (d := p.stopListening()) is not None]
+            )
+
+        d.addBoth(close_ports)
+        return d

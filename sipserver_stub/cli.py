@@ -1,0 +1,98 @@
+"""``sipserver-stub FIXTURE``: run one SIP Server stub against an LCA."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+from lca_emulator.clock import ScaledClock
+from lca_emulator.yamlsource import ConfigError
+
+from .fixture import SipPortState, load_fixture
+from .sip_port import OccupiedPort, SipPortProbe
+from .stub import SipServerStub
+
+log = Logger()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``sipserver-stub``."""
+    p = argparse.ArgumentParser(
+        prog="sipserver-stub",
+        description="Run one SIP Server stub from a fixture file against an LCA.",
+    )
+    p.add_argument("fixture", help="stub fixture file (YAML)")
+    p.add_argument(
+        "--lca",
+        default="tcp:127.0.0.1:4999",
+        metavar="ENDPOINT",
+        help="Twisted client endpoint of the LCA (default: %(default)s)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="multiply every delay and timeout by F (0.01: a 60 s timeout takes 0.6 s)",
+    )
+    return p
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``sipserver-stub`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        fixture = load_fixture(args.fixture)
+    except ConfigError as e:
+        print(f"sipserver-stub: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    from twisted.internet import reactor
+    from twisted.internet.task import react
+
+    occupied: OccupiedPort | None = None
+    if fixture.sip_port_state is SipPortState.IN_USE:
+        occupied = OccupiedPort(fixture.sip_port)
+        fixture = dataclasses.replace(fixture, sip_port=occupied.port)
+
+    def run(_reactor: object) -> Deferred[None]:
+        globalLogBeginner.beginLoggingTo(
+            [textFileLogObserver(sys.stderr)], redirectStandardIO=False
+        )
+        if occupied is not None:
+            log.info(
+                "SIP port {port} is taken before start (sip-port-state: in-use)", port=occupied.port
+            )
+        clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
+        stub = SipServerStub(
+            fixture,
+            clock=clock,
+            lca=clientFromString(reactor, args.lca),
+            probe=SipPortProbe(reactor),
+            pid=os.getpid(),
+        )
+        stub.start()
+        return stub.stopped
+
+    try:
+        react(run)
+    finally:
+        if occupied is not None:
+            occupied.release()

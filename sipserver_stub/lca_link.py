@@ -1,0 +1,147 @@
+"""The stub's connection to the LCA: register, report, take mode changes, reconnect.
+
+Reconnection is Twisted's ``ClientService`` (with backoff); after every reconnect
+the stub registers again and re-reports its current status and mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from lca_emulator.protocol.framing import JsonLinesProtocol, MessageSender, TrafficObserver
+from lca_emulator.protocol.messages import (
+    LCA_TO_APPLICATION,
+    ApplicationStatus,
+    EventApplicationRegistered,
+    EventChangeExecutionMode,
+    EventError,
+    ExecutionMode,
+    Message,
+    RequestHeartbeat,
+    RequestRegisterApplication,
+    RequestUpdateStatus,
+    ResponseExecutionModeChanged,
+)
+
+log = Logger()
+
+ModeHandler = Callable[[ExecutionMode], None]
+"""Called when the LCA changes the stub's mode, after the change is acknowledged."""
+
+
+class LcaLink:
+    """Keeps one registered connection to the LCA for as long as it runs."""
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        endpoint: IStreamClientEndpoint,
+        application: str,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        on_mode: ModeHandler,
+        observer: TrafficObserver | None = None,
+    ) -> None:
+        self.clock = clock
+        self.application = application
+        self.host = host
+        self.pid = pid
+        self.on_mode = on_mode
+        self.observer = observer
+        self.status = ApplicationStatus.INITIALIZING
+        self.mode = ExecutionMode.UNKNOWN
+        self.session: LcaSession | None = None
+        self._refs = itertools.count(1)
+        self._service = ClientService(
+            endpoint,
+            Factory.forProtocol(self._build_protocol),
+            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=5.0),
+            clock=clock,
+        )
+
+    def _build_protocol(self) -> Protocol:
+        return JsonLinesProtocol(
+            LcaSession(self), LCA_TO_APPLICATION, answer_errors=False, observer=self.observer
+        )
+
+    def start(self) -> None:
+        """Connect (and keep reconnecting) to the LCA."""
+        self._service.startService()
+
+    def stop(self, *, abort: bool = False) -> Deferred[None]:
+        """Disconnect for good; ``abort`` drops the connection without a goodbye."""
+        if abort and self.session is not None and self.session.sender is not None:
+            self.session.sender.abort()
+        d: Deferred[None] = self._service.stopService()
+        return d
+
+    def next_ref(self) -> int:
+        """A fresh request reference."""
+        return next(self._refs)
+
+    def report(self, status: ApplicationStatus, mode: ExecutionMode) -> None:
+        """Report ``status`` and ``mode`` now if registered, else once registered."""
+        self.status, self.mode = status, mode
+        if self.session is not None:
+            self.session.report()
+
+
+class LcaSession:
+    """One connection to the LCA."""
+
+    def __init__(self, link: LcaLink) -> None:
+        self.link = link
+        self.sender: MessageSender | None = None
+        self.registered = False
+        self._heartbeat: LoopingCall | None = None
+
+    def connection_made(self, sender: MessageSender) -> None:
+        self.sender = sender
+        link = self.link
+        sender.send(
+            RequestRegisterApplication(
+                ref=link.next_ref(), application=link.application, host=link.host, pid=link.pid
+            )
+        )
+
+    def connection_lost(self, reason: Failure) -> None:
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        if self.link.session is self:
+            self.link.session = None
+        self.sender = None
+
+    def message_received(self, message: Message) -> None:
+        if isinstance(message, EventApplicationRegistered):
+            self.registered = True
+            self.link.session = self
+            self.report()
+            if message.heartbeat:
+                self._heartbeat = LoopingCall(self._beat)
+                self._heartbeat.clock = self.link.clock
+                self._heartbeat.start(message.heartbeat / 3, now=False)
+        elif isinstance(message, EventChangeExecutionMode):
+            assert self.sender is not None
+            self.sender.send(ResponseExecutionModeChanged(ref=message.ref, mode=message.mode))
+            self.link.on_mode(message.mode)
+        elif isinstance(message, EventError):
+            log.warn("LCA refused a message: {code}: {text}", code=message.code, text=message.text)
+
+    def report(self) -> None:
+        """Send the link's current status and mode."""
+        if self.sender is not None and self.registered:
+            self.sender.send(RequestUpdateStatus(status=self.link.status, mode=self.link.mode))
+
+    def _beat(self) -> None:
+        if self.sender is not None:
+            self.sender.send(RequestHeartbeat())

@@ -1,0 +1,207 @@
+"""The SIP Server stub: one application that starts as its fixture says and reports
+to the LCA what the real SIP Server would (decision table: ``docs/sipserver-stub.md``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTCP, IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
+
+from lca_emulator.protocol.framing import TrafficObserver
+from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
+
+from .fixture import Component, StubFixture
+from .lca_link import LcaLink
+from .options import TServerOptions
+from .sip_port import SipPortProbe
+from .startup import BackupInitCheck, CheckCore, CheckInputs, ComponentStartup
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One status the stub reported, with its time on the stub's clock and why."""
+
+    time: float
+    status: ApplicationStatus
+    mode: ExecutionMode
+    reason: str
+
+
+class SipServerStub:
+    """A SIP Server stand-in driven by a :class:`~sipserver_stub.fixture.StubFixture`.
+
+    :param probe: what opens the SIP port for the backup port check.
+    :param pid: the process id to register with (``None`` for in-process stubs).
+    """
+
+    def __init__(
+        self,
+        fixture: StubFixture,
+        *,
+        clock: IReactorTime,
+        lca: IStreamClientEndpoint,
+        probe: SipPortProbe | IReactorTCP,
+        pid: int | None = None,
+        observer: TrafficObserver | None = None,
+    ) -> None:
+        self.fixture = fixture
+        self.clock = clock
+        self.probe = probe if isinstance(probe, SipPortProbe) else SipPortProbe(probe)
+        self.options = TServerOptions()
+        self.status = ApplicationStatus.STOPPED
+        self.mode = fixture.mode
+        self.history: list[StatusChange] = []
+        self.running = False
+        self.stopped: Deferred[None] = Deferred()
+        self._pending_options: list[tuple[str, str, str]] = []
+        self._check: CheckInputs | None = None
+        self._components: ComponentStartup | None = None
+        self.link = LcaLink(
+            clock,
+            lca,
+            fixture.application,
+            host=fixture.host,
+            pid=pid,
+            on_mode=self._mode_changed,
+            observer=observer,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start: read the options, connect to the LCA, initialize, check if backup."""
+        for section, option, value in self._pending_options:
+            self.fixture = self.fixture.with_option(section, option, value)
+        self._pending_options.clear()
+        self.options, problems = self.fixture.tserver_options()
+        for problem in problems:
+            log.warn("{app}: {problem}", app=self.fixture.application, problem=problem)
+        self.running = True
+        self.stopped = Deferred()
+        self.mode = self.fixture.mode
+        self._report(ApplicationStatus.INITIALIZING, "starting")
+        self.link.start()
+        self._begin_startup()
+
+    def stop(self, *, abort: bool = False) -> Deferred[None]:
+        """Stop (``abort``: drop the LCA connection at once, as a crash would)."""
+        if not self.running:
+            return self.stopped
+        self.running = False
+        self._end_startup()
+        d = self.link.stop(abort=abort)
+        d.addBoth(lambda _: self.stopped.callback(None))
+        return self.stopped
+
+    def set_option(self, section: str, option: str, value: str) -> None:
+        """Change an option while running: recorded now, applied at the next start."""
+        self._pending_options.append((section, option, value))
+        log.info(
+            "{app}: [{section}] {option} = {value!r} recorded; takes effect after restart",
+            app=self.fixture.application,
+            section=section,
+            option=option,
+            value=value,
+        )
+
+    # -- startup -------------------------------------------------------------------
+
+    def _begin_startup(self) -> None:
+        opts = self.options
+        if self.mode is ExecutionMode.BACKUP and opts.backup_init_check:
+            self._check = BackupInitCheck(
+                CheckCore(self.clock, opts.backup_init_check_timeout, self._report)
+            )
+            self._check.begin()
+            reason = self._port_check()
+            if reason is not None:
+                self._check.port_unavailable(reason)
+        else:
+            self._check = None
+            why = (
+                "primary: no backup check"
+                if self.mode is ExecutionMode.PRIMARY
+                else ("backup-init-check is false: ready without checking")
+            )
+            self._report(ApplicationStatus.RUNNING, why)
+        self._components = ComponentStartup(
+            self.clock, self.fixture.components, self._component_completed, self._component_failed
+        )
+        self._components.start()
+
+    def _component_completed(self, component: Component) -> None:
+        log.info("{app}: {c} initialized", app=self.fixture.application, c=component.label)
+        if self._check is not None:
+            self._check.component_completed(component)
+
+    def _component_failed(self, component: Component) -> None:
+        log.warn("{app}: {c} failed to initialize", app=self.fixture.application, c=component.label)
+        if self._check is not None:
+            self._check.component_failed(component)
+
+    def _port_check(self) -> str | None:
+        """The SIP port half of the check; ``None`` when it passed or does not apply."""
+        opts, fixture = self.options, self.fixture
+        app = fixture.application
+        if not opts.backup_sip_port_check:
+            log.info("{app}: SIP port check off (backup-sip-port-check = false)", app=app)
+            return None
+        if opts.control_vip_scripts:
+            log.info(
+                "{app}: SIP port check skipped: IP Address Takeover (control-vip-scripts = true)",
+                app=app,
+            )
+            return None
+        if fixture.host is not None and fixture.host == fixture.peer_host:
+            log.info(
+                "{app}: SIP port check skipped: same-host pair on {host}",
+                app=app,
+                host=fixture.host,
+            )
+            return None
+        reason = self.probe.probe(fixture.sip_port)
+        if reason is None:
+            log.info(
+                "{app}: SIP port {port} opened and closed again", app=app, port=fixture.sip_port
+            )
+        return reason
+
+    def _end_startup(self) -> None:
+        if self._components is not None:
+            self._components.stop()
+        if self._check is not None:
+            self._check.abandon()
+
+    # -- mode changes ----------------------------------------------------------------
+
+    def _mode_changed(self, mode: ExecutionMode) -> None:
+        if mode is ExecutionMode.EXITING:
+            self._report(ApplicationStatus.STOP_PENDING, "asked to exit")
+            self.stop()
+            return
+        if mode is self.mode:
+            log.info("{app}: mode {mode} confirmed", app=self.fixture.application, mode=mode.value)
+            return
+        self.mode = mode
+        if mode is ExecutionMode.PRIMARY and self._check is not None:
+            self._check.abandon()
+            if self.status is ApplicationStatus.INITIALIZING:
+                self._report(ApplicationStatus.RUNNING, "promoted to primary: check abandoned")
+                return
+        self._report(self.status, f"now {mode.value}")
+
+    def _report(self, status: ApplicationStatus, reason: str) -> None:
+        self.status = status
+        self.history.append(StatusChange(self.clock.seconds(), status, self.mode, reason))
+        log.info(
+            "{app}: {status} ({mode}): {reason}",
+            app=self.fixture.application,
+            status=status.value,
+            mode=self.mode.value,
+            reason=reason,
+        )
+        self.link.report(status, self.mode)

@@ -1,0 +1,685 @@
+"""Pure codec tests: messages to bytes and back, bad lines, the schema and the docs."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import re
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from wireschema import SCHEMA_PATH, assert_valid_wire
+
+from lca_emulator.protocol import messages
+from lca_emulator.protocol.codec import (
+    MAX_LINE_LENGTH,
+    FramingError,
+    MessageError,
+    ProtocolError,
+    decode,
+    encode,
+)
+from lca_emulator.protocol.messages import (
+    APPLICATION_TO_LCA,
+    CLIENT_TO_SCS,
+    LCA_TO_APPLICATION,
+    SCS_TO_CLIENT,
+    ApplicationStatus,
+    ErrorCode,
+    EventApplicationRegistered,
+    EventError,
+    ExecutionMode,
+    Message,
+    RequestGetApplicationInfo,
+    RequestHeartbeat,
+    RequestRegisterApplication,
+    RequestSubscribe,
+)
+
+DIRECTIONS: dict[str, tuple[type[Message], ...]] = {
+    "APPLICATION_TO_LCA": APPLICATION_TO_LCA,
+    "LCA_TO_APPLICATION": LCA_TO_APPLICATION,
+    "CLIENT_TO_SCS": CLIENT_TO_SCS,
+    "SCS_TO_CLIENT": SCS_TO_CLIENT,
+}
+MESSAGE_CLASSES: tuple[type[Message], ...] = tuple(
+    sorted(
+        {cls for accepted in DIRECTIONS.values() for cls in accepted},
+        key=lambda cls: cls.MESSAGE,
+    )
+)
+ALL_DIRECTIONS = MESSAGE_CLASSES
+"""Every message: names are unique across endpoints, so one decoder can take them all."""
+
+
+def load_schema() -> dict[str, Any]:
+    """The published schema, as a plain dict."""
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+# -- Strategies ----------------------------------------------------------------
+
+# Surrogates are left out: the codec accepts them on decode but cannot encode
+# them (see test_lone_surrogate_is_rejected below).
+_text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+_positive = st.integers(min_value=1, max_value=2**31 - 1)
+_seconds = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
+
+
+def _field_strategy(hint: Any) -> st.SearchStrategy[Any]:
+    if isinstance(hint, types.UnionType):
+        (member,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return st.none() | _field_strategy(member)
+    if hint is int:
+        return _positive
+    if hint is float:
+        return _seconds
+    if hint is str:
+        return _text
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return st.sampled_from(list(hint))
+    raise AssertionError(f"no strategy for {hint!r}")
+
+
+def message_strategy(cls: type[Message]) -> st.SearchStrategy[Message]:
+    """Valid instances of ``cls``, built from its type hints."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: _field_strategy(hints[f.name]) for f in dataclasses.fields(cls)}
+    return st.builds(cls, **fields)
+
+
+any_message = st.sampled_from(MESSAGE_CLASSES).flatmap(message_strategy)
+
+_json_value = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+# -- Round trip ----------------------------------------------------------------
+
+
+def test_direction_tuples_cover_every_message_class() -> None:
+    """Every Message subclass in messages.py is accepted in at least one direction."""
+    defined = {
+        obj
+        for obj in vars(messages).values()
+        if isinstance(obj, type) and issubclass(obj, Message) and obj is not Message
+    }
+    assert defined == set(MESSAGE_CLASSES)
+    assert len({cls.MESSAGE for cls in MESSAGE_CLASSES}) == len(MESSAGE_CLASSES)
+
+
+@given(any_message)
+def test_round_trip(message: Message) -> None:
+    """Encoding then decoding any valid message gives the same message back."""
+    line = encode(message)
+    assert b"\n" not in line
+    assert decode(line, ALL_DIRECTIONS) == message
+    for accepted in DIRECTIONS.values():
+        if type(message) in accepted:
+            assert decode(line, accepted) == message
+
+
+@given(any_message)
+def test_encoded_messages_match_the_schema(message: Message) -> None:
+    """Every encoded message validates against docs/protocol.schema.json."""
+    assert_valid_wire(json.loads(encode(message)))
+
+
+@given(any_message)
+def test_encode_omits_none_and_uses_wire_names(message: Message) -> None:
+    """Optional fields left as None are absent on the wire; ``from_`` travels as ``from``."""
+    obj = json.loads(encode(message))
+    assert obj["message"] == message.MESSAGE
+    assert None not in obj.values()
+    assert "from_" not in obj
+    if hasattr(message, "from_"):
+        assert obj["from"] == message.from_
+
+
+@given(any_message)
+def test_message_is_unknown_on_every_other_direction(message: Message) -> None:
+    """A message valid in one direction is ``unknown-message`` everywhere else, ref echoed."""
+    ref = getattr(message, "ref", None)
+    for accepted in DIRECTIONS.values():
+        if type(message) in accepted:
+            continue
+        with pytest.raises(MessageError) as caught:
+            decode(encode(message), accepted)
+        assert caught.value.code is ErrorCode.UNKNOWN_MESSAGE
+        assert caught.value.ref == ref
+
+
+@given(data=st.data(), value=_json_value)
+def test_codec_and_schema_agree_on_any_field_value(data: st.DataObject, value: Any) -> None:
+    """Any JSON value put in any field either decodes (and re-encodes validly) or is a
+    MessageError; apart from null and integral floats, the schema accepts the same."""
+    message = data.draw(any_message)
+    obj = json.loads(encode(message))
+    key = data.draw(st.sampled_from(sorted({*obj, "ref"} - {"message"})))
+    obj[key] = value
+    line = json.dumps(obj).encode()
+    decoded: Message | None = None
+    error: MessageError | None = None
+    try:
+        decoded = decode(line, ALL_DIRECTIONS)
+    except MessageError as caught:
+        error = caught
+    if decoded is not None:
+        assert_valid_wire(json.loads(encode(decoded)))
+    else:
+        assert error is not None
+        assert error.code is ErrorCode.INVALID_FIELD
+        raw_ref = obj.get("ref")
+        valid_ref = type(raw_ref) is int and raw_ref > 0
+        assert error.ref == (raw_ref if valid_ref else None)
+    if value is None or (isinstance(value, float) and value.is_integer()):
+        return  # the codec reads null as absent, and JSON Schema reads 5.0 as an integer
+    try:
+        assert_valid_wire(obj)
+    except AssertionError:
+        schema_accepts = False
+    else:
+        schema_accepts = True
+    assert schema_accepts == (decoded is not None), obj
+
+
+# -- Lines that are not JSON objects: FramingError -----------------------------
+
+
+def _padded(length: int) -> bytes:
+    """A valid RequestHeartbeat line of exactly ``length`` bytes."""
+    head = b'{"message":"RequestHeartbeat","padding":"'
+    tail = b'"}'
+    return head + b"x" * (length - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        pytest.param(b'{"message":"RequestHeartbeat"', ErrorCode.INVALID_JSON, id="truncated"),
+        pytest.param(b"RequestHeartbeat", ErrorCode.INVALID_JSON, id="not-json"),
+        pytest.param(b"", ErrorCode.INVALID_JSON, id="empty"),
+        pytest.param(b'{"message":"RequestHeartbeat\xff"}', ErrorCode.INVALID_JSON, id="not-utf8"),
+        pytest.param(b"\xef\xbb\xbf{}", ErrorCode.INVALID_JSON, id="byte-order-mark"),
+        pytest.param(b'["RequestHeartbeat"]', ErrorCode.INVALID_JSON, id="array"),
+        pytest.param(b'"RequestHeartbeat"', ErrorCode.INVALID_JSON, id="string"),
+        pytest.param(b"42", ErrorCode.INVALID_JSON, id="number"),
+        pytest.param(b"null", ErrorCode.INVALID_JSON, id="null"),
+        pytest.param(b'{"message":"EventOk","ref":NaN}', ErrorCode.INVALID_JSON, id="nan"),
+        pytest.param(b'{"message":"EventOk","ref":-Infinity}', ErrorCode.INVALID_JSON, id="inf"),
+        pytest.param(_padded(MAX_LINE_LENGTH + 1), ErrorCode.LINE_TOO_LONG, id="over-long"),
+    ],
+)
+def test_framing_errors(line: bytes, code: ErrorCode) -> None:
+    """A line that is not a JSON object (or is too long) is a FramingError, without ref."""
+    with pytest.raises(FramingError) as caught:
+        decode(line, ALL_DIRECTIONS)
+    assert caught.value.code is code
+    assert caught.value.ref is None
+    assert caught.value.text
+
+
+def test_line_of_exactly_the_limit_is_accepted() -> None:
+    """A line of exactly MAX_LINE_LENGTH bytes is still a valid line."""
+    assert MAX_LINE_LENGTH == 65536
+    assert decode(_padded(MAX_LINE_LENGTH), APPLICATION_TO_LCA) == RequestHeartbeat()
+
+
+def test_framing_error_is_a_protocol_error_but_not_a_message_error() -> None:
+    """The two kinds of bad input are told apart by class."""
+    assert issubclass(FramingError, ProtocolError)
+    assert issubclass(MessageError, ProtocolError)
+    assert not issubclass(FramingError, MessageError)
+
+
+# -- Objects that are not valid messages: MessageError --------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "accepted", "code", "ref"),
+    [
+        pytest.param(
+            {"message": "RequestNothing", "ref": 5},
+            CLIENT_TO_SCS,
+            ErrorCode.UNKNOWN_MESSAGE,
+            5,
+            id="unknown-message",
+        ),
+        pytest.param(
+            {"message": "requestsubscribe", "ref": 5},
+            CLIENT_TO_SCS,
+            ErrorCode.UNKNOWN_MESSAGE,
+            5,
+            id="message-name-is-case-sensitive",
+        ),
+        pytest.param({"ref": 5}, CLIENT_TO_SCS, ErrorCode.INVALID_FIELD, 5, id="no-message"),
+        pytest.param(
+            {"message": 7, "ref": 5}, CLIENT_TO_SCS, ErrorCode.INVALID_FIELD, 5, id="message-int"
+        ),
+        pytest.param(
+            {"message": "RequestGetApplicationInfo", "ref": 5},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="missing-field",
+        ),
+        pytest.param(
+            {"message": "RequestGetApplicationInfo", "ref": 5, "application": None},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="null-required-field",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe"},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="missing-ref",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe", "ref": "5"},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="string-ref",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe", "ref": True},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="bool-ref",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe", "ref": 0},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="zero-ref",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe", "ref": -3},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="negative-ref",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe", "ref": 5.0},
+            CLIENT_TO_SCS,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="float-ref",
+        ),
+        pytest.param(
+            {"message": "RequestRegisterApplication", "ref": 5, "application": "A", "pid": 12.5},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="float-pid",
+        ),
+        pytest.param(
+            {"message": "RequestRegisterApplication", "ref": 5, "application": "A", "pid": 12.0},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="integral-float-pid",
+        ),
+        pytest.param(
+            {"message": "RequestRegisterApplication", "ref": 5, "application": "A", "pid": 0},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="zero-pid",
+        ),
+        pytest.param(
+            {"message": "RequestRegisterApplication", "ref": 5, "application": ""},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="empty-application",
+        ),
+        pytest.param(
+            {"message": "RequestRegisterApplication", "ref": 5, "application": ["A"]},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="list-application",
+        ),
+        pytest.param(
+            {"message": "RequestUpdateStatus", "status": "READY", "mode": "BACKUP"},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="bad-status",
+        ),
+        pytest.param(
+            {"message": "RequestUpdateStatus", "status": "running", "mode": "BACKUP"},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="lower-case-status",
+        ),
+        pytest.param(
+            {"message": "RequestUpdateStatus", "status": "RUNNING", "mode": "SLAVE", "ref": 4},
+            APPLICATION_TO_LCA,
+            ErrorCode.INVALID_FIELD,
+            4,
+            id="bad-mode-ref-echoed",
+        ),
+        pytest.param(
+            {"message": "EventApplicationRegistered", "ref": 5, "heartbeat": "10"},
+            LCA_TO_APPLICATION,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="string-heartbeat",
+        ),
+        pytest.param(
+            {"message": "EventApplicationRegistered", "ref": 5, "heartbeat": -1},
+            LCA_TO_APPLICATION,
+            ErrorCode.INVALID_FIELD,
+            5,
+            id="negative-heartbeat",
+        ),
+        pytest.param(
+            {"message": "EventError", "code": "oops", "text": "t"},
+            SCS_TO_CLIENT,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="bad-error-code",
+        ),
+        pytest.param(
+            {
+                "message": "EventApplicationInfo",
+                "application": "SIPS_A",
+                "status": "RUNNING",
+                "mode": "PRIMARY",
+                "time": -0.5,
+            },
+            SCS_TO_CLIENT,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="negative-time",
+        ),
+        pytest.param(
+            {"message": "EventSwitchover", "service": "S", "to": "B", "reason": "r", "time": 1},
+            SCS_TO_CLIENT,
+            ErrorCode.INVALID_FIELD,
+            None,
+            id="missing-from",
+        ),
+        pytest.param(
+            {"message": "RequestSubscribe", "ref": 5},
+            APPLICATION_TO_LCA,
+            ErrorCode.UNKNOWN_MESSAGE,
+            5,
+            id="scs-message-on-lca",
+        ),
+        pytest.param(
+            {"message": "RequestHeartbeat"},
+            CLIENT_TO_SCS,
+            ErrorCode.UNKNOWN_MESSAGE,
+            None,
+            id="lca-message-on-scs",
+        ),
+        pytest.param(
+            {"message": "EventOk", "ref": 5},
+            CLIENT_TO_SCS,
+            ErrorCode.UNKNOWN_MESSAGE,
+            5,
+            id="wrong-direction",
+        ),
+    ],
+)
+def test_message_errors(
+    obj: dict[str, object],
+    accepted: tuple[type[Message], ...],
+    code: ErrorCode,
+    ref: int | None,
+) -> None:
+    """A JSON object that is not a valid message is a MessageError, with the ref when valid."""
+    with pytest.raises(MessageError) as caught:
+        decode(json.dumps(obj).encode(), accepted)
+    assert caught.value.code is code
+    assert caught.value.ref == ref
+    assert caught.value.text
+
+
+def test_unknown_extra_fields_are_ignored() -> None:
+    """Members the message does not define are ignored (forward compatibility)."""
+    line = b'{"message":"RequestSubscribe","ref":3,"verbose":true,"filter":{"a":[1]}}'
+    assert decode(line, CLIENT_TO_SCS) == RequestSubscribe(ref=3)
+
+
+def test_null_optional_field_counts_as_absent() -> None:
+    """An optional member sent as null is read as absent."""
+    line = b'{"message":"RequestRegisterApplication","ref":1,"application":"SIPS_B","pid":null}'
+    assert decode(line, APPLICATION_TO_LCA) == RequestRegisterApplication(
+        ref=1, application="SIPS_B"
+    )
+
+
+def test_member_order_and_whitespace_do_not_matter() -> None:
+    """Members may come in any order, with JSON whitespace around them."""
+    line = b' { "application" : "SIPS_A" ,\t"ref" : 2, "message" : "RequestGetApplicationInfo" } '
+    assert decode(line, CLIENT_TO_SCS) == RequestGetApplicationInfo(ref=2, application="SIPS_A")
+
+
+def test_integer_seconds_decode_as_float() -> None:
+    """``time`` and ``heartbeat`` accept integers and decode them to floats."""
+    message = decode(
+        b'{"message":"EventApplicationRegistered","ref":1,"heartbeat":10}', ALL_DIRECTIONS
+    )
+    assert message == EventApplicationRegistered(ref=1, heartbeat=10.0)
+    assert isinstance(message, EventApplicationRegistered)
+    assert isinstance(message.heartbeat, float)
+
+
+def test_encode_is_compact_utf8() -> None:
+    """encode writes compact JSON, UTF-8 without escaping, and no newline."""
+    line = encode(EventError(code=ErrorCode.UNKNOWN_APPLICATION, text="no SIPS_É", ref=2))
+    assert (
+        line
+        == (
+            '{"message":"EventError","code":"unknown-application","text":"no SIPS_É","ref":2}'
+        ).encode()
+    )
+
+
+# -- Hardening: values that once crashed or overflowed the codec ---------------
+
+
+def test_huge_integer_seconds_are_a_message_error() -> None:
+    """An integer too large for a float in ``heartbeat`` is invalid-field, not a crash."""
+    line = b'{"message":"EventApplicationRegistered","ref":1,"heartbeat":1' + b"0" * 400 + b"}"
+    with pytest.raises(MessageError) as caught:
+        decode(line, LCA_TO_APPLICATION)
+    assert caught.value.code is ErrorCode.INVALID_FIELD
+
+
+def test_lone_surrogate_is_rejected() -> None:
+    """A string with a lone surrogate (valid JSON, not encodable as UTF-8) is invalid-field."""
+    line = b'{"message":"RequestRegisterApplication","ref":1,"application":"SIPS_\\ud800"}'
+    with pytest.raises(MessageError) as caught:
+        decode(line, APPLICATION_TO_LCA)
+    assert caught.value.code is ErrorCode.INVALID_FIELD
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        pytest.param({"message": "RequestSubscribe", "ref": '"' * 30000}, id="escaped-value"),
+        pytest.param({"message": "'\"" * 16000, "ref": 1}, id="quoted-name"),
+    ],
+)
+def test_error_reply_fits_in_one_line(obj: dict[str, object]) -> None:
+    """The EventError answering a line within the limit is itself within the limit."""
+    line = json.dumps(obj, ensure_ascii=False).encode()
+    assert len(line) <= MAX_LINE_LENGTH
+    with pytest.raises(MessageError) as caught:
+        decode(line, CLIENT_TO_SCS)
+    error = caught.value
+    reply = encode(EventError(code=error.code, text=error.text, ref=error.ref))
+    assert len(reply) <= MAX_LINE_LENGTH
+
+
+# -- The schema ----------------------------------------------------------------
+
+
+def test_schema_has_one_definition_per_message() -> None:
+    """The schema's top-level oneOf selects exactly the messages of messages.py, by name."""
+    schema = load_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    names = [cls.MESSAGE for cls in MESSAGE_CLASSES]
+    refs = sorted(choice["$ref"] for choice in schema["oneOf"])
+    assert refs == sorted(f"#/$defs/{name}" for name in names)
+    for name in names:
+        definition = schema["$defs"][name]
+        assert definition["properties"]["message"] == {"const": name}
+        assert "additionalProperties" not in definition
+
+
+@pytest.mark.parametrize(
+    ("definition", "enum_class"),
+    [
+        ("ApplicationStatus", ApplicationStatus),
+        ("ExecutionMode", ExecutionMode),
+        ("ErrorCode", ErrorCode),
+    ],
+)
+def test_schema_enums_match_messages(definition: str, enum_class: type[enum.Enum]) -> None:
+    """The schema's enumerations are exactly the values in messages.py, in order."""
+    assert load_schema()["$defs"][definition]["enum"] == [m.value for m in enum_class]
+
+
+@pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda cls: cls.MESSAGE)
+def test_schema_fields_match_dataclass(cls: type[Message]) -> None:
+    """Each definition lists the dataclass's wire fields and requires the non-optional ones."""
+    definition = load_schema()["$defs"][cls.MESSAGE]
+    hints = typing.get_type_hints(cls)
+    wire = {f.metadata.get("wire", f.name): hints[f.name] for f in dataclasses.fields(cls)}
+    assert set(definition["properties"]) == {"message", *wire}
+    required = {
+        name
+        for name, hint in wire.items()
+        if not (isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint))
+    }
+    assert set(definition["required"]) == {"message", *required}
+
+
+def test_schema_rejects_a_bad_message_with_its_reason() -> None:
+    """assert_valid_wire names the offending member in its AssertionError."""
+    with pytest.raises(AssertionError, match="ref"):
+        assert_valid_wire({"message": "EventOk", "ref": 0})
+    with pytest.raises(AssertionError):
+        assert_valid_wire({"message": "EventNothing"})
+
+
+# -- The examples in docs/protocol.md ------------------------------------------
+
+DOCS_PATH = SCHEMA_PATH.parent / "protocol.md"
+_FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_ENDPOINTS: dict[str, tuple[tuple[type[Message], ...], tuple[type[Message], ...]]] = {
+    # endpoint: (what the peer sends, what the server sends)
+    "lca": (APPLICATION_TO_LCA, LCA_TO_APPLICATION),
+    "scs": (CLIENT_TO_SCS, SCS_TO_CLIENT),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleLine:
+    """One ``>`` or ``<`` line of an example block in the docs."""
+
+    endpoint: str
+    from_server: bool
+    raw: bytes
+    lineno: int
+    reply: ExampleLine | None
+
+    def __str__(self) -> str:
+        return f"protocol.md:{self.lineno}"
+
+
+def _example_lines() -> Iterator[ExampleLine]:
+    text = DOCS_PATH.read_text(encoding="utf-8")
+    for fence in _FENCE.finditer(text):
+        info = fence["info"].split()
+        if not info or info[0] != "jsonl":
+            continue
+        assert len(info) == 2, f"a jsonl block needs its endpoint (lca or scs): {info}"
+        assert info[1] in _ENDPOINTS, f"unknown endpoint {info[1]!r}"
+        first = text.count("\n", 0, fence.start("body")) + 1
+        parsed: list[tuple[bool, bytes, int]] = []
+        for offset, line in enumerate(fence["body"].splitlines()):
+            marker, space, payload = line.partition(" ")
+            assert marker in (">", "<"), f"line {first + offset}: starts with neither > nor <"
+            assert space, f"line {first + offset}: no space after {marker}"
+            parsed.append((marker == "<", payload.encode(), first + offset))
+        following: ExampleLine | None = None
+        lines: list[ExampleLine] = []
+        for from_server, raw, lineno in reversed(parsed):
+            following = ExampleLine(info[1], from_server, raw, lineno, following)
+            lines.append(following)
+        yield from reversed(lines)
+
+
+EXAMPLES = list(_example_lines())
+
+
+def test_docs_have_examples_of_every_message() -> None:
+    """docs/protocol.md shows every message at least once, in its own direction."""
+    shown = set()
+    for example in EXAMPLES:
+        peer, server = _ENDPOINTS[example.endpoint]
+        accepted = server if example.from_server else peer
+        try:
+            shown.add(type(decode(example.raw, accepted)))
+        except ProtocolError:
+            continue
+    assert shown == set(MESSAGE_CLASSES)
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.from_server], ids=str)
+def test_docs_server_lines_are_what_the_codec_writes(example: ExampleLine) -> None:
+    """Each ``<`` example decodes, matches the schema and is byte for byte what encode writes."""
+    message = decode(example.raw, _ENDPOINTS[example.endpoint][1])
+    assert_valid_wire(json.loads(example.raw))
+    assert encode(message) == example.raw
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if not e.from_server], ids=str)
+def test_docs_peer_lines_decode_or_show_their_error(example: ExampleLine) -> None:
+    """Each ``>`` example decodes and matches the schema, or is answered by its exact error."""
+    error: ProtocolError | None = None
+    try:
+        decode(example.raw, _ENDPOINTS[example.endpoint][0])
+    except ProtocolError as caught:
+        error = caught
+    if error is None:
+        assert_valid_wire(json.loads(example.raw))
+        return
+    reply = example.reply
+    assert reply is not None, "a bad line must be followed by its EventError"
+    assert reply.from_server
+    answer = decode(reply.raw, ALL_DIRECTIONS)
+    assert answer == EventError(code=error.code, text=error.text, ref=error.ref)
+    if error.code is ErrorCode.INVALID_FIELD:
+        with pytest.raises(AssertionError):
+            assert_valid_wire(json.loads(example.raw))

@@ -1,0 +1,769 @@
+"""Scenario files and the ``serve --config`` file: loading, cross-references, discovery."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lca_emulator.harness.scenario import (
+    EventAction,
+    Expectation,
+    ExpectationKind,
+    HaPair,
+    ScenarioEvent,
+    discover_scenarios,
+    load_management_config,
+    load_scenario,
+)
+from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.yamlsource import ConfigError
+from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult
+
+CONTRACT_SCENARIO = """
+name: backup with a failed T-Controller is not promoted   # optional; default: file name
+duration: 300
+applications:
+  - application: SIPS_A
+    mode: primary
+  - fixture: backup-tcontroller-fails.yaml
+ha-pairs:
+  - {primary: SIPS_A, backup: SIPS_B}
+events:
+  - {at: 120, stop: SIPS_A}
+  - {at: 150, set-option: {application: SIPS_B, section: TServer,
+                           option: backup-init-check, value: "false"}}
+expect:
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, within: 60}
+  - {application: SIPS_B, never: RUNNING}
+  - {application: SIPS_B, mode: BACKUP, at-end: true}
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, at: 60}
+"""
+
+BACKUP_FIXTURE = """
+application: SIPS_B
+host: host-b
+mode: backup
+options:
+  TServer:
+    backup-init-check: true
+components:
+  t-controller: {result: fail, after: 5}
+"""
+
+TWO_APPS = """
+duration: 300
+applications:
+  - application: SIPS_A
+    mode: primary
+  - application: SIPS_B
+"""
+
+
+def write(folder: Path, text: str, name: str = "scenario.yaml") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def scenario_error(tmp_path: Path, text: str) -> tuple[ConfigError, str]:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as excinfo:
+        load_scenario(path)
+    return excinfo.value, str(path)
+
+
+# -- the whole file -------------------------------------------------------------
+
+
+def test_contract_example_loads(tmp_path: Path) -> None:
+    """The scenario of CONTRACT section 3 loads: fixture file, pairs, events, expectations."""
+    write(tmp_path, BACKUP_FIXTURE, "backup-tcontroller-fails.yaml")
+    path = write(tmp_path, CONTRACT_SCENARIO)
+    scenario = load_scenario(path)
+    assert scenario.name == "backup with a failed T-Controller is not promoted"
+    assert scenario.path == str(path)
+    assert scenario.duration == 300.0
+    sips_a, sips_b = scenario.applications
+    assert (sips_a.application, sips_a.mode, sips_a.source) == (
+        "SIPS_A",
+        ExecutionMode.PRIMARY,
+        str(path),
+    )
+    assert sips_b.application == "SIPS_B"
+    assert sips_b.source == str(tmp_path / "backup-tcontroller-fails.yaml")
+    assert sips_b.components[Component.T_CONTROLLER] == ComponentPlan(ComponentResult.FAIL, 5.0)
+    assert scenario.ha_pairs == (HaPair("SIPS_A", "SIPS_B", "SIPS_A/SIPS_B"),)
+    assert scenario.events == (
+        ScenarioEvent(120.0, EventAction.STOP, "SIPS_A", line=10),
+        ScenarioEvent(
+            150.0,
+            EventAction.SET_OPTION,
+            "SIPS_B",
+            section="TServer",
+            option="backup-init-check",
+            value="false",
+            line=11,
+        ),
+    )
+    assert [(e.kind, e.status, e.mode, e.time, e.line) for e in scenario.expectations] == [
+        (ExpectationKind.WITHIN, ApplicationStatus.SERVICE_UNAVAILABLE, None, 60.0, 14),
+        (ExpectationKind.NEVER, ApplicationStatus.RUNNING, None, None, 15),
+        (ExpectationKind.AT_END, None, ExecutionMode.BACKUP, None, 16),
+        (ExpectationKind.AT, ApplicationStatus.SERVICE_UNAVAILABLE, None, 60.0, 17),
+    ]
+    assert [e.text for e in scenario.expectations] == [
+        "SIPS_B status SERVICE_UNAVAILABLE within 60s",
+        "SIPS_B never RUNNING",
+        "SIPS_B mode BACKUP at end",
+        "SIPS_B status SERVICE_UNAVAILABLE at t=60",
+    ]
+
+
+def test_name_defaults_to_the_file_name(tmp_path: Path) -> None:
+    """Without ``name`` the scenario is named after its file, minus the extension."""
+    scenario = load_scenario(write(tmp_path, "duration: 5\n", "quick-check.yml"))
+    assert scenario.name == "quick-check"
+    assert scenario.applications == ()
+    assert scenario.ha_pairs == ()
+    assert scenario.events == ()
+    assert scenario.expectations == ()
+
+
+def test_empty_sections_are_empty(tmp_path: Path) -> None:
+    """``applications:``, ``events:`` and friends may be left empty."""
+    scenario = load_scenario(
+        write(tmp_path, "duration: 5\napplications:\nha-pairs:\nevents:\nexpect:\n")
+    )
+    assert (scenario.applications, scenario.events, scenario.expectations) == ((), (), ())
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key_path", "problem"),
+    [
+        ("name: x\n", 1, "", "missing required key 'duration'"),
+        ("duration: 0\n", 1, "duration", "expected a number greater than 0, got 0"),
+        ("duration: -5\n", 1, "duration", "expected a number greater than 0, got -5"),
+        (
+            "duration: '300'\n",
+            1,
+            "duration",
+            "expected a number greater than 0, got a string ('300')",
+        ),
+        (
+            "duration: 5\nexpects: []\n",
+            2,
+            "expects",
+            "unknown key 'expects'; did you mean 'expect'?",
+        ),
+        ("duration: 5\nname: 7\n", 2, "name", "expected a string, got an integer (7)"),
+        (
+            "duration: 5\napplications: {a: 1}\n",
+            2,
+            "applications",
+            "expected a list, got a mapping",
+        ),
+        ("- duration: 5\n", 1, "", "expected a mapping, got a list"),
+    ],
+)
+def test_top_level_errors(
+    tmp_path: Path, text: str, line: int, key_path: str, problem: str
+) -> None:
+    """Top-level problems name the scenario file, line and key."""
+    err, path = scenario_error(tmp_path, text)
+    assert (err.file, err.line, err.key_path, err.problem) == (path, line, key_path, problem)
+
+
+# -- applications ------------------------------------------------------------------
+
+
+def test_inline_fixture_errors_name_the_scenario_and_the_path(tmp_path: Path) -> None:
+    """An invalid inline fixture names the scenario file and the key path inside it."""
+    err, path = scenario_error(
+        tmp_path,
+        """
+        duration: 10
+        applications:
+          - application: A
+          - application: B
+            components:
+              smart-proxy: {result: ok, after: -3}
+        """,
+    )
+    assert str(err) == (
+        f"{path}:6: applications[1].components.smart-proxy.after: "
+        "expected a number of at least 0, got -3"
+    )
+
+
+def test_unknown_key_in_an_application_entry(tmp_path: Path) -> None:
+    """An unknown key in an application entry gets a did-you-mean."""
+    err, _ = scenario_error(tmp_path, "duration: 10\napplications:\n  - fixtur: a.yaml\n")
+    assert (err.line, err.key_path, err.problem) == (
+        3,
+        "applications[0].fixtur",
+        "unknown key 'fixtur'; did you mean 'fixture'?",
+    )
+
+
+def test_fixture_file_is_relative_to_the_scenario_with_overrides(tmp_path: Path) -> None:
+    """``fixture:`` is resolved beside the scenario; other keys in the entry override it."""
+    write(tmp_path / "fixtures", BACKUP_FIXTURE, "backup.yaml")
+    path = write(
+        tmp_path / "scenarios",
+        """
+        duration: 60
+        applications:
+          - fixture: ../fixtures/backup.yaml
+          - fixture: ../fixtures/backup.yaml
+            application: SIPS_C
+            host: host-c
+            components: {smart-proxy: hang}
+        """,
+    )
+    sips_b, sips_c = load_scenario(path).applications
+    assert sips_b.application == "SIPS_B"
+    assert sips_b.host == "host-b"
+    assert sips_b.components[Component.T_CONTROLLER].result is ComponentResult.FAIL
+    assert sips_c.application == "SIPS_C"
+    assert sips_c.host == "host-c"
+    assert sips_c.options["TServer"]["backup-init-check"] == "true"
+    # the merge is shallow: the entry's components replace the file's
+    assert sips_c.components[Component.T_CONTROLLER] == ComponentPlan(ComponentResult.OK)
+    assert sips_c.components[Component.SMART_PROXY].result is ComponentResult.HANG
+    assert sips_c.source == str(tmp_path / "scenarios" / "../fixtures/backup.yaml")
+
+
+def test_error_inside_a_fixture_file_names_that_file(tmp_path: Path) -> None:
+    """A problem inside a referenced fixture names the fixture file and its line."""
+    fixture = write(tmp_path, "application: B\ncomponents:\n  t-controler: ok\n", "b.yaml")
+    err, _ = scenario_error(tmp_path, "duration: 10\napplications:\n  - fixture: b.yaml\n")
+    assert (err.file, err.line, err.key_path) == (str(fixture), 3, "components.t-controler")
+    assert err.problem == "unknown component 't-controler'; did you mean 't-controller'?"
+
+
+def test_override_errors_name_the_scenario(tmp_path: Path) -> None:
+    """A bad override is reported in the scenario file, at its own key path."""
+    write(tmp_path, BACKUP_FIXTURE, "b.yaml")
+    err, path = scenario_error(
+        tmp_path, "duration: 10\napplications:\n  - fixture: b.yaml\n    sip-port: -1\n"
+    )
+    assert (err.file, err.line, err.key_path) == (path, 4, "applications[0].sip-port")
+
+
+def test_missing_fixture_file_is_reported_at_the_reference(tmp_path: Path) -> None:
+    """A fixture file that does not exist is an error at the ``fixture`` key."""
+    err, path = scenario_error(tmp_path, "duration: 10\napplications:\n  - fixture: none.yaml\n")
+    assert (err.file, err.line, err.key_path) == (path, 3, "applications[0].fixture")
+    assert err.problem == f"fixture file not found: {tmp_path / 'none.yaml'}"
+
+
+def test_application_missing_from_file_and_entry(tmp_path: Path) -> None:
+    """A fixture file may leave out ``application`` only if the entry gives it."""
+    write(tmp_path, "mode: backup\n", "anonymous.yaml")
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            "duration: 10\napplications:\n  - {fixture: anonymous.yaml, application: X}\n",
+            "ok.yaml",
+        )
+    )
+    assert scenario.applications[0].application == "X"
+    err, path = scenario_error(
+        tmp_path, "duration: 10\napplications:\n  - fixture: anonymous.yaml\n"
+    )
+    assert (err.file, err.line, err.key_path, err.problem) == (
+        path,
+        3,
+        "applications[0]",
+        "missing required key 'application'",
+    )
+
+
+def test_duplicate_application_names(tmp_path: Path) -> None:
+    """Application names are unique within a scenario."""
+    err, path = scenario_error(
+        tmp_path,
+        "duration: 10\napplications:\n  - application: A\n  - application: B\n  - application: A\n",
+    )
+    assert str(err) == (
+        f"{path}:5: applications[2]: duplicate application 'A' "
+        "(already defined by applications[0] at line 3)"
+    )
+
+
+# -- HA pairs ---------------------------------------------------------------------
+
+
+def test_ha_pair_names_and_peer_hosts(tmp_path: Path) -> None:
+    """Pairs get a default name; members learn the other member's host unless given."""
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            """
+            duration: 10
+            applications:
+              - {application: A, host: host-a, mode: primary}
+              - {application: B, host: host-b}
+              - {application: C, host: host-c, peer-host: elsewhere}
+              - {application: D}
+              - {application: E, host: host-e}
+            ha-pairs:
+              - {primary: A, backup: B}
+              - {primary: C, backup: D, name: sip-service-2}
+            """,
+        )
+    )
+    assert scenario.ha_pairs == (HaPair("A", "B", "A/B"), HaPair("C", "D", "sip-service-2"))
+    peers = {fixture.application: fixture.peer_host for fixture in scenario.applications}
+    assert peers == {"A": "host-b", "B": "host-a", "C": "elsewhere", "D": "host-c", "E": None}
+    assert [fixture.application for fixture in scenario.applications] == list("ABCDE")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "line", "key_path", "problem"),
+    [
+        (
+            "  - {primary: SIPS_A, backup: SIPS_AX}\n",
+            7,
+            "ha-pairs[0].backup",
+            "unknown application 'SIPS_AX'; did you mean 'SIPS_A'?",
+        ),
+        (
+            "  - {primary: SIPS_A, backup: SIPS_A}\n",
+            7,
+            "ha-pairs[0].backup",
+            "the backup must differ from the primary ('SIPS_A')",
+        ),
+        (
+            "  - {primary: SIPS_A, backup: SIPS_B}\n  - {primary: SIPS_B, backup: SIPS_A}\n",
+            8,
+            "ha-pairs[1].primary",
+            "'SIPS_B' is already in HA pair 'SIPS_A/SIPS_B'; an application is in at most one pair",
+        ),
+        (
+            "  - {primary: SIPS_A}\n",
+            7,
+            "ha-pairs[0]",
+            "missing required key 'backup'",
+        ),
+        (
+            "  - {primary: SIPS_A, backup: SIPS_B, role: x}\n",
+            7,
+            "ha-pairs[0].role",
+            "unknown key 'role'; known keys: primary, backup, name",
+        ),
+    ],
+)
+def test_ha_pair_errors(tmp_path: Path, pairs: str, line: int, key_path: str, problem: str) -> None:
+    """Pairs must name two different known applications, each in one pair at most."""
+    err, path = scenario_error(tmp_path, TWO_APPS.lstrip("\n") + "ha-pairs:\n" + pairs)
+    assert (err.file, err.line, err.key_path, err.problem) == (path, line, key_path, problem)
+
+
+def test_duplicate_ha_pair_names(tmp_path: Path) -> None:
+    """Two pairs cannot share a name."""
+    err, _ = scenario_error(
+        tmp_path,
+        "duration: 5\napplications:\n"
+        + "".join(f"  - application: {name}\n" for name in "ABCD")
+        + "ha-pairs:\n  - {primary: A, backup: B, name: svc}\n"
+        "  - {primary: C, backup: D, name: svc}\n",
+    )
+    assert (err.line, err.key_path, err.problem) == (
+        9,
+        "ha-pairs[1]",
+        "duplicate HA pair name 'svc'",
+    )
+
+
+# -- events -------------------------------------------------------------------------
+
+
+def test_every_event_kind_sorted_by_time(tmp_path: Path) -> None:
+    """Each action loads; events are sorted by time, ties keep file order."""
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            TWO_APPS
+            + """events:
+  - {at: 200, restart: SIPS_B}
+  - {at: 10, kill: SIPS_A}
+  - {at: 10, start: SIPS_A}
+  - {at: 0, stop: SIPS_B}
+  - at: 250.5
+    set-option:
+      application: SIPS_B
+      section: TServer
+      option: backup-init-check-timeout
+      value: 30
+""",
+        )
+    )
+    assert [(e.at, e.action, e.application, e.line) for e in scenario.events] == [
+        (0.0, EventAction.STOP, "SIPS_B", 10),
+        (10.0, EventAction.KILL, "SIPS_A", 8),
+        (10.0, EventAction.START, "SIPS_A", 9),
+        (200.0, EventAction.RESTART, "SIPS_B", 7),
+        (250.5, EventAction.SET_OPTION, "SIPS_B", 11),
+    ]
+    change = scenario.events[-1]
+    assert (change.section, change.option, change.value) == (
+        "TServer",
+        "backup-init-check-timeout",
+        "30",
+    )
+    assert scenario.events[0].section is None
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [("true", "true"), ('"false"', "false"), ("1.5", "1.5")]
+)
+def test_set_option_value_becomes_a_configuration_string(
+    tmp_path: Path, value: str, text: str
+) -> None:
+    """A set-option value may be any scalar; it is kept as a configuration string."""
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            TWO_APPS + "events:\n  - {at: 1, set-option: {application: SIPS_A, section: TServer, "
+            f"option: x, value: {value}}}}}\n",
+        )
+    )
+    assert scenario.events[0].value == text
+
+
+@pytest.mark.parametrize(
+    ("event", "key_path", "problem"),
+    [
+        (
+            "{at: 1}",
+            "events[0]",
+            "an event needs exactly one of stop, kill, start, restart, set-option",
+        ),
+        (
+            "{at: 1, stop: SIPS_A, kill: SIPS_B}",
+            "events[0].kill",
+            "an event takes exactly one of stop, kill, start, restart, set-option, "
+            "not 'stop' and 'kill'",
+        ),
+        ("{stop: SIPS_A}", "events[0]", "missing required key 'at'"),
+        (
+            "{at: 1, stop: SIPS_AX}",
+            "events[0].stop",
+            "unknown application 'SIPS_AX'; did you mean 'SIPS_A'?",
+        ),
+        (
+            "{at: 1, stop: CONFIG_SERVER}",
+            "events[0].stop",
+            "unknown application 'CONFIG_SERVER'; known applications: SIPS_A, SIPS_B",
+        ),
+        (
+            "{at: 301, stop: SIPS_A}",
+            "events[0].at",
+            "expected a time from 0 to 300 (the scenario's duration), got 301",
+        ),
+        ("{at: -1, stop: SIPS_A}", "events[0].at", "expected a number of at least 0, got -1"),
+        ("{at: 1, sotp: SIPS_A}", "events[0].sotp", "unknown key 'sotp'; did you mean 'stop'?"),
+        (
+            "{at: 1, set-option: {application: SIPS_A, section: TServer, option: x}}",
+            "events[0].set-option",
+            "missing required key 'value'",
+        ),
+        (
+            "{at: 1, set-option: {application: SIPS_A, section: TServer, option: x, value: [1]}}",
+            "events[0].set-option.value",
+            "expected a single value, got a list",
+        ),
+        (
+            "{at: 1, set-option: {application: NOPE, section: TServer, option: x, value: 1}}",
+            "events[0].set-option.application",
+            "unknown application 'NOPE'; known applications: SIPS_A, SIPS_B",
+        ),
+        (
+            "{at: 1, set-option: SIPS_A}",
+            "events[0].set-option",
+            "expected a mapping, got a string ('SIPS_A')",
+        ),
+    ],
+)
+def test_event_errors(tmp_path: Path, event: str, key_path: str, problem: str) -> None:
+    """Invalid events name the scenario file, the event's line and the key path."""
+    err, path = scenario_error(tmp_path, TWO_APPS + f"events:\n  - {event}\n")
+    assert (err.file, err.line, err.key_path, err.problem) == (path, 7, key_path, problem)
+
+
+# -- expectations ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "kind", "status", "mode", "time", "text"),
+    [
+        (
+            "{application: SIPS_A, status: running, within: 12.5}",
+            ExpectationKind.WITHIN,
+            ApplicationStatus.RUNNING,
+            None,
+            12.5,
+            "SIPS_A status RUNNING within 12.5s",
+        ),
+        (
+            "{application: SIPS_A, mode: primary, within: 0}",
+            ExpectationKind.WITHIN,
+            None,
+            ExecutionMode.PRIMARY,
+            0.0,
+            "SIPS_A mode PRIMARY within 0s",
+        ),
+        (
+            "{application: SIPS_B, status: Service_Unavailable, at: 300}",
+            ExpectationKind.AT,
+            ApplicationStatus.SERVICE_UNAVAILABLE,
+            None,
+            300.0,
+            "SIPS_B status SERVICE_UNAVAILABLE at t=300",
+        ),
+        (
+            "{application: SIPS_B, mode: BACKUP, at: 60}",
+            ExpectationKind.AT,
+            None,
+            ExecutionMode.BACKUP,
+            60.0,
+            "SIPS_B mode BACKUP at t=60",
+        ),
+        (
+            "{application: SIPS_B, never: running}",
+            ExpectationKind.NEVER,
+            ApplicationStatus.RUNNING,
+            None,
+            None,
+            "SIPS_B never RUNNING",
+        ),
+        (
+            "{application: SIPS_B, never: Primary}",
+            ExpectationKind.NEVER,
+            None,
+            ExecutionMode.PRIMARY,
+            None,
+            "SIPS_B never PRIMARY",
+        ),
+        (
+            "{application: SIPS_B, never: EXITING}",
+            ExpectationKind.NEVER,
+            None,
+            ExecutionMode.EXITING,
+            None,
+            "SIPS_B never EXITING",
+        ),
+        (
+            "{application: SIPS_B, never: unknown}",
+            ExpectationKind.NEVER,
+            ApplicationStatus.UNKNOWN,
+            None,
+            None,
+            "SIPS_B never UNKNOWN",
+        ),
+        (
+            "{application: SIPS_A, status: STOPPED, at-end: true}",
+            ExpectationKind.AT_END,
+            ApplicationStatus.STOPPED,
+            None,
+            None,
+            "SIPS_A status STOPPED at end",
+        ),
+        (
+            "{application: SIPS_A, mode: unknown, at-end: true}",
+            ExpectationKind.AT_END,
+            None,
+            ExecutionMode.UNKNOWN,
+            None,
+            "SIPS_A mode UNKNOWN at end",
+        ),
+    ],
+)
+def test_every_expectation_kind(
+    tmp_path: Path,
+    item: str,
+    kind: ExpectationKind,
+    status: ApplicationStatus | None,
+    mode: ExecutionMode | None,
+    time: float | None,
+    text: str,
+) -> None:
+    """Each expectation form loads, case-insensitively, with its short rendering."""
+    scenario = load_scenario(write(tmp_path, TWO_APPS + f"expect:\n  - {item}\n"))
+    (expectation,) = scenario.expectations
+    assert expectation == Expectation(
+        application=expectation.application,
+        kind=kind,
+        status=status,
+        mode=mode,
+        time=time,
+        line=7,
+        text=text,
+    )
+
+
+@pytest.mark.parametrize(
+    ("item", "key_path", "problem"),
+    [
+        (
+            "{application: SIPS_A, status: RUNNING}",
+            "expect[0]",
+            "an expectation needs exactly one of within, at, never, at-end",
+        ),
+        (
+            "{application: SIPS_A, status: RUNNING, within: 5, at: 5}",
+            "expect[0].at",
+            "an expectation takes exactly one of within, at, never, at-end, not 'within' and 'at'",
+        ),
+        (
+            "{application: SIPS_A, within: 5}",
+            "expect[0]",
+            "an expectation needs exactly one of status, mode",
+        ),
+        (
+            "{application: SIPS_A, status: RUNNING, mode: PRIMARY, within: 5}",
+            "expect[0].mode",
+            "an expectation takes exactly one of status, mode, not 'status' and 'mode'",
+        ),
+        (
+            "{application: SIPS_A, mode: BACKUP, at-end: false}",
+            "expect[0].at-end",
+            "at-end must be true (use within or at for other times)",
+        ),
+        (
+            "{application: SIPS_A, mode: BACKUP, at-end: yes please}",
+            "expect[0].at-end",
+            "expected true or false, got a string ('yes please')",
+        ),
+        (
+            "{application: SIPS_A, status: RUNNING, never: STOPPED}",
+            "expect[0].status",
+            "'never' names the status or mode itself; remove 'status'",
+        ),
+        (
+            "{application: SIPS_A, status: RUNNING, within: 300.5}",
+            "expect[0].within",
+            "expected a time from 0 to 300 (the scenario's duration), got 300.5",
+        ),
+        (
+            "{application: SIPS_A, status: RUNNING, at: -1}",
+            "expect[0].at",
+            "expected a number of at least 0, got -1",
+        ),
+        (
+            "{application: SIPS_A, status: RUNING, within: 5}",
+            "expect[0].status",
+            "expected one of UNKNOWN, STOPPED, START_PENDING, INITIALIZING, RUNNING, "
+            "SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, got 'RUNING'; "
+            "did you mean 'RUNNING'?",
+        ),
+        (
+            "{application: SIPS_A, mode: MASTER, within: 5}",
+            "expect[0].mode",
+            "expected one of PRIMARY, BACKUP, EXITING, UNKNOWN, got 'MASTER'",
+        ),
+        (
+            "{application: SIPS_A, never: DEAD}",
+            "expect[0].never",
+            "expected one of UNKNOWN, STOPPED, START_PENDING, INITIALIZING, RUNNING, "
+            "SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, PRIMARY, BACKUP, "
+            "EXITING, got 'DEAD'",
+        ),
+        (
+            "{application: SIPS_AX, never: RUNNING}",
+            "expect[0].application",
+            "unknown application 'SIPS_AX'; did you mean 'SIPS_A'?",
+        ),
+        ("{never: RUNNING}", "expect[0]", "missing required key 'application'"),
+        (
+            "{application: SIPS_A, never: RUNNING, whithin: 5}",
+            "expect[0].whithin",
+            "unknown key 'whithin'; did you mean 'within'?",
+        ),
+    ],
+)
+def test_expectation_errors(tmp_path: Path, item: str, key_path: str, problem: str) -> None:
+    """Invalid expectations name the scenario file, the item's line and the key path."""
+    err, path = scenario_error(tmp_path, TWO_APPS + f"expect:\n  - {item}\n")
+    assert (err.file, err.line, err.key_path, err.problem) == (path, 7, key_path, problem)
+
+
+def test_expectation_built_in_code_renders_and_checks() -> None:
+    """An Expectation made in code gets its text and refuses inconsistent fields."""
+    never_mode = Expectation("A", ExpectationKind.NEVER, mode=ExecutionMode.UNKNOWN)
+    assert never_mode.text == "A never mode UNKNOWN"
+    with pytest.raises(ValueError, match="exactly one of status and mode"):
+        Expectation("A", ExpectationKind.AT_END)
+    with pytest.raises(ValueError, match="time is required"):
+        Expectation("A", ExpectationKind.WITHIN, status=ApplicationStatus.RUNNING)
+    with pytest.raises(ValueError, match="time is required"):
+        Expectation("A", ExpectationKind.NEVER, status=ApplicationStatus.RUNNING, time=3.0)
+
+
+# -- serve --config -----------------------------------------------------------------
+
+
+def test_management_config_ignores_the_run_keys(tmp_path: Path) -> None:
+    """A scenario file can be served: name, duration, events and expect are ignored."""
+    write(tmp_path, BACKUP_FIXTURE, "backup-tcontroller-fails.yaml")
+    path = write(tmp_path, CONTRACT_SCENARIO)
+    config = load_management_config(path)
+    assert config.path == str(path)
+    assert [fixture.application for fixture in config.applications] == ["SIPS_A", "SIPS_B"]
+    assert config.ha_pairs == (HaPair("SIPS_A", "SIPS_B"),)
+    assert config.applications[0].peer_host == "host-b"
+
+
+def test_management_config_without_duration(tmp_path: Path) -> None:
+    """``duration`` is not needed to serve; unknown keys are still errors."""
+    path = write(tmp_path, "applications:\n  - application: A\n", "serve.yaml")
+    assert load_management_config(path).applications[0].application == "A"
+    bad = write(tmp_path, "applications: []\nha-pair: []\n", "bad.yaml")
+    with pytest.raises(ConfigError) as excinfo:
+        load_management_config(bad)
+    assert str(excinfo.value) == (
+        f"{bad}:2: ha-pair: unknown key 'ha-pair'; did you mean 'ha-pairs'?"
+    )
+
+
+# -- discovery -----------------------------------------------------------------------
+
+
+def test_discover_takes_files_as_given_and_searches_folders(tmp_path: Path) -> None:
+    """Folders give their scenario files recursively and sorted, skipping fixtures and hidden."""
+    write(tmp_path, "duration: 5\n", "suite/b.yaml")
+    write(tmp_path, "expect: []\n", "suite/a.yml")
+    write(tmp_path, "duration: 5\n", "suite/nested/c.yaml")
+    write(tmp_path, "application: SIPS_B\n", "suite/backup.yaml")
+    write(tmp_path, "- 1\n", "suite/list.yaml")
+    write(tmp_path, "duration: 5\n", "suite/.hidden/d.yaml")
+    write(tmp_path, "duration: 5\n", "suite/notes.txt")
+    broken = write(tmp_path, "duration: [\n", "suite/broken.yaml")
+    single = write(tmp_path, "application: A\n", "single.yaml")
+    suite = tmp_path / "suite"
+    found = discover_scenarios([str(single), str(suite)])
+    assert found == [
+        single,
+        suite / "a.yml",
+        suite / "b.yaml",
+        broken,
+        suite / "nested" / "c.yaml",
+    ]
+
+
+def test_discover_removes_repeats(tmp_path: Path) -> None:
+    """A file named twice (directly and through its folder) is run once."""
+    path = write(tmp_path, "duration: 5\n", "s.yaml")
+    assert discover_scenarios([str(path), str(tmp_path)]) == [path]
+
+
+def test_discover_missing_path_is_a_config_error(tmp_path: Path) -> None:
+    """A path that does not exist is a ConfigError naming it."""
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConfigError) as excinfo:
+        discover_scenarios([str(missing)])
+    assert str(excinfo.value) == f"{missing}: no such file or directory"

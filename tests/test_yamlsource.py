@@ -1,0 +1,454 @@
+"""YAML loading with line numbers, and the validation API of ``lca_emulator.yamlsource``."""
+
+from __future__ import annotations
+
+import enum
+import pickle
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lca_emulator.yamlsource import (
+    ConfigError,
+    MappingNode,
+    Node,
+    format_number,
+    load_yaml,
+    parse_yaml,
+    suggestion,
+)
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+    LIGHT_BLUE = "light-blue"
+
+
+def write(tmp_path: Path, text: str, name: str = "doc.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def parse(text: str) -> Node:
+    return parse_yaml(textwrap.dedent(text).lstrip("\n"), "doc.yaml")
+
+
+def error_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> tuple[str, int | None, str]:
+    err = excinfo.value
+    return err.file, err.line, err.key_path
+
+
+# -- ConfigError -----------------------------------------------------------------
+
+
+def test_config_error_str_has_file_line_path_and_problem() -> None:
+    """``str(err)`` reads ``file:line: key.path: problem``."""
+    err = ConfigError("a.yaml", 3, "components.smart-proxy", "bad")
+    assert str(err) == "a.yaml:3: components.smart-proxy: bad"
+    assert (err.file, err.line, err.key_path, err.problem) == (
+        "a.yaml",
+        3,
+        "components.smart-proxy",
+        "bad",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("a.yaml", None, "", "file is empty"), "a.yaml: file is empty"),
+        (("a.yaml", 1, "", "missing"), "a.yaml:1: missing"),
+        (("a.yaml", None, "x.y", "bad"), "a.yaml: x.y: bad"),
+        (("", 4, "x", "bad"), "line 4: x: bad"),
+        (("", None, "", "bad"), "bad"),
+    ],
+)
+def test_config_error_str_leaves_out_missing_parts(
+    args: tuple[str, int | None, str, str], text: str
+) -> None:
+    """Missing file, line or key path are left out of the message."""
+    assert str(ConfigError(*args)) == text
+
+
+def test_config_error_pickles() -> None:
+    """A ConfigError survives pickling (it may cross a process boundary)."""
+    err = pickle.loads(pickle.dumps(ConfigError("a.yaml", 2, "k", "bad")))
+    assert str(err) == "a.yaml:2: k: bad"
+    assert err.line == 2
+
+
+# -- suggestion -----------------------------------------------------------------
+
+
+def test_suggestion_names_the_closest_known_word() -> None:
+    """A near miss gets a did-you-mean."""
+    known = ["backup-init-check", "control-vip-scripts"]
+    assert suggestion("backup-init-chek", known) == "did you mean 'backup-init-check'?"
+
+
+def test_suggestion_lists_known_words_when_nothing_is_close() -> None:
+    """With no close match, every known word is listed."""
+    assert suggestion("zzz", ["a-key", "b-key"]) == "known keys: a-key, b-key"
+    assert suggestion("zzz", ["x1"], what="options") == "known options: x1"
+    assert suggestion("zzz", []) == "no keys are allowed here"
+
+
+def test_format_number_drops_a_useless_fraction() -> None:
+    """Whole numbers print without ``.0``; others print as they are."""
+    assert format_number(60.0) == "60"
+    assert format_number(60) == "60"
+    assert format_number(2.5) == "2.5"
+    assert format_number(1000000.0) == "1000000"
+
+
+# -- loading --------------------------------------------------------------------
+
+
+def test_load_yaml_keeps_lines_and_paths(tmp_path: Path) -> None:
+    """Nodes know their 1-based line and key path in the file."""
+    path = write(
+        tmp_path,
+        """
+        # a comment
+        applications:
+          - application: A
+          - application: B
+            components:
+              smart-proxy:
+                after: -1
+        """,
+    )
+    root = load_yaml(path).mapping()
+    second = root.get_list("applications")[1].mapping()
+    after = second.get_mapping("components").get_mapping("smart-proxy").require("after")
+    assert after.path == "applications[1].components.smart-proxy.after"
+    assert after.line == 7
+    assert after.file == str(path)
+    with pytest.raises(ConfigError) as excinfo:
+        after.as_number(minimum=0)
+    assert str(excinfo.value) == (
+        f"{path}:7: applications[1].components.smart-proxy.after: "
+        "expected a number of at least 0, got -1"
+    )
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """An unreadable file is a ConfigError naming the file, with no line."""
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="cannot read the file") as excinfo:
+        load_yaml(path)
+    assert error_of(excinfo) == (str(path), None, "")
+
+
+def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    """A file that is not UTF-8 text is a ConfigError."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"application: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_yaml(path)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    """A YAML syntax error is a ConfigError at the line of the YAML mark."""
+    path = write(
+        tmp_path,
+        """
+        application: A
+        components: {smart-proxy: ok
+        host: h
+        """,
+    )
+    with pytest.raises(ConfigError, match="invalid YAML") as excinfo:
+        load_yaml(path)
+    assert excinfo.value.file == str(path)
+    assert excinfo.value.line == 3
+    assert excinfo.value.key_path == ""
+
+
+def test_tab_indentation_error_names_the_line() -> None:
+    """A scanner error (a tab) points at its own line."""
+    with pytest.raises(ConfigError, match="invalid YAML") as excinfo:
+        parse_yaml("a: 1\nb:\n\t- 2\n", "t.yaml")
+    assert excinfo.value.line == 3
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_file_is_an_error(tmp_path: Path, text: str) -> None:
+    """A file with no document says so."""
+    path = tmp_path / "empty.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as excinfo:
+        load_yaml(path)
+    assert str(excinfo.value) == f"{path}: file is empty"
+
+
+def test_several_documents_are_refused() -> None:
+    """Only one YAML document per file."""
+    with pytest.raises(ConfigError, match="single document") as excinfo:
+        parse_yaml("a: 1\n---\nb: 2\n", "two.yaml")
+    assert excinfo.value.line == 2
+
+
+def test_unknown_tags_are_refused_as_values() -> None:
+    """Only the safe loader's tags construct; ``!!python/object`` is refused."""
+    root = parse("value: !!python/name:os.system x\n").mapping()
+    with pytest.raises(ConfigError, match="invalid value") as excinfo:
+        root.get_str("value")
+    assert error_of(excinfo) == ("doc.yaml", 1, "value")
+
+
+def test_tagged_mapping_is_not_a_plain_mapping() -> None:
+    """A mapping with a non-standard tag (``!!set``) is not accepted as a mapping."""
+    root = parse("things: !!set {a, b}\n").mapping()
+    with pytest.raises(ConfigError, match=r"expected a mapping, got a value tagged"):
+        root.get_mapping("things")
+
+
+# -- mappings -------------------------------------------------------------------
+
+
+def test_duplicate_key_is_an_error_at_the_second_key() -> None:
+    """A key given twice is an error naming both lines."""
+    root = parse(
+        """
+        top:
+          host: a
+          mode: backup
+          host: b
+        """
+    ).mapping()
+    with pytest.raises(ConfigError) as excinfo:
+        root.get_mapping("top")
+    assert str(excinfo.value) == "doc.yaml:4: top.host: duplicate key 'host' (first at line 2)"
+
+
+def test_duplicate_key_at_the_root_is_an_error() -> None:
+    """Duplicates are found at the document root too."""
+    with pytest.raises(ConfigError, match="duplicate key 'a'") as excinfo:
+        parse("a: 1\nb: 2\na: 3\n").mapping()
+    assert error_of(excinfo) == ("doc.yaml", 3, "a")
+
+
+def test_unknown_key_suggests_the_nearest_known_key() -> None:
+    """A misspelt key is an error with a did-you-mean."""
+    root = parse("applicaton: A\n")
+    with pytest.raises(ConfigError) as excinfo:
+        root.mapping(["application", "host"])
+    assert str(excinfo.value) == (
+        "doc.yaml:1: applicaton: unknown key 'applicaton'; did you mean 'application'?"
+    )
+
+
+def test_unknown_key_lists_known_keys_when_nothing_is_close() -> None:
+    """An unrelated key lists the known keys (a set sorted, a sequence in order)."""
+    with pytest.raises(ConfigError) as excinfo:
+        parse("x: 1\nzebra: 2\n").mapping(frozenset({"x", "b-key", "a-key"}))
+    assert excinfo.value.problem == "unknown key 'zebra'; known keys: a-key, b-key, x"
+    assert excinfo.value.line == 2
+    with pytest.raises(ConfigError) as excinfo:
+        parse("zebra: 2\n").mapping(["x", "b-key"], what="component")
+    assert excinfo.value.problem == "unknown component 'zebra'; known components: x, b-key"
+
+
+def test_missing_required_key_is_reported_at_the_mapping() -> None:
+    """A missing key names the mapping's line and path."""
+    root = parse(
+        """
+        name: x
+        pair:
+          primary: A
+        """
+    ).mapping()
+    with pytest.raises(ConfigError) as excinfo:
+        root.get_mapping("pair", required=["primary", "backup"])
+    assert str(excinfo.value) == "doc.yaml:3: pair: missing required key 'backup'"
+
+
+def test_missing_required_key_at_the_root_has_no_path() -> None:
+    """At the document root the key path is empty."""
+    with pytest.raises(ConfigError) as excinfo:
+        parse("name: x\n").mapping(required=["duration"])
+    assert str(excinfo.value) == "doc.yaml:1: missing required key 'duration'"
+
+
+def test_non_string_keys_are_refused() -> None:
+    """Keys must be strings (not ints, booleans or null)."""
+    with pytest.raises(ConfigError, match=r"expected a string key, got an integer \(1\)"):
+        parse("1: a\n").mapping()
+    with pytest.raises(ConfigError, match=r"got a boolean \(true\)"):
+        parse("yes: a\n").mapping()
+
+
+def test_merge_keys_are_refused_but_aliases_work() -> None:
+    """``<<`` merges are refused with a clear error; plain anchors and aliases work."""
+    with pytest.raises(ConfigError, match=r"merge keys \(<<\) are not supported") as excinfo:
+        parse("base: &b {x: 1}\nother:\n  <<: *b\n").mapping()["other"].mapping()
+    assert excinfo.value.line == 3
+    root = parse("base: &b {x: 1}\nother: *b\n").mapping()
+    assert root["other"].mapping().get_int("x") == 1
+
+
+def test_not_a_mapping_is_an_error() -> None:
+    """A list where a mapping is expected names what was found."""
+    with pytest.raises(ConfigError) as excinfo:
+        parse("- a\n- b\n").mapping()
+    assert str(excinfo.value) == "doc.yaml:1: expected a mapping, got a list"
+
+
+def test_mapping_is_iterable_in_file_order() -> None:
+    """Keys, items, ``in`` and ``len`` follow the file."""
+    root = parse("b: 1\na: 2\n").mapping()
+    assert list(root) == ["b", "a"]
+    assert root.keys() == ("b", "a")
+    assert [key for key, _ in root.items()] == ["b", "a"]
+    assert "a" in root
+    assert "c" not in root
+    assert len(root) == 2
+    assert root.get("c") is None
+
+
+def test_get_mapping_and_get_list_treat_absent_and_null_as_empty() -> None:
+    """An absent key or an empty value is an empty mapping or list."""
+    root = parse("opts:\nitems: ~\n").mapping()
+    assert len(root.get_mapping("opts")) == 0
+    assert len(root.get_mapping("absent")) == 0
+    assert root.get_list("items") == ()
+    assert root.get_list("absent") == ()
+    with pytest.raises(ConfigError, match="missing required key 'x'") as excinfo:
+        root.get_mapping("opts", required=["x"])
+    assert excinfo.value.key_path == "opts"
+
+
+def test_as_list_gives_indexed_paths() -> None:
+    """List items carry ``key[index]`` paths and their own lines."""
+    items = parse("events:\n  - 1\n  - 2\n").mapping().get_list("events")
+    assert [(item.path, item.line) for item in items] == [("events[0]", 2), ("events[1]", 3)]
+    with pytest.raises(ConfigError, match="expected a list, got a mapping"):
+        parse("events: {a: 1}\n").mapping().get_list("events")
+
+
+def test_without_and_layered_over_keep_each_value_s_origin(tmp_path: Path) -> None:
+    """A shallow merge keeps each value's file and line; missing keys point at the overlay."""
+    base = load_yaml(write(tmp_path, "host: h\nmode: backup\n", "base.yaml")).mapping()
+    top = load_yaml(write(tmp_path, "fixture: x\nmode: primary\n", "top.yaml")).mapping()
+    merged = top.without("fixture").layered_over(base)
+    assert isinstance(merged, MappingNode)
+    assert set(merged) == {"host", "mode"}
+    assert merged["host"].file == str(tmp_path / "base.yaml")
+    assert merged.get_str("mode") == "primary"
+    assert merged["mode"].file == str(tmp_path / "top.yaml")
+    assert merged["mode"].line == 2
+    with pytest.raises(ConfigError) as excinfo:
+        merged.require("application")
+    assert error_of(excinfo) == (str(tmp_path / "top.yaml"), 1, "")
+
+
+# -- typed getters ----------------------------------------------------------------
+
+
+def test_get_str_required_default_and_errors() -> None:
+    """Strings: required unless defaulted; numbers, null and empty strings are refused."""
+    root = parse('name: SIPS_A\nnumber: 5\nempty: ""\nnothing:\n').mapping()
+    assert root.get_str("name") == "SIPS_A"
+    assert root.get_str("absent", None) is None
+    assert root.get_str("absent", "dflt") == "dflt"
+    with pytest.raises(ConfigError) as excinfo:
+        root.get_str("number")
+    assert str(excinfo.value) == "doc.yaml:2: number: expected a string, got an integer (5)"
+    with pytest.raises(ConfigError, match="expected a non-empty string"):
+        root.get_str("empty")
+    assert root["empty"].as_str(allow_empty=True) == ""
+    with pytest.raises(ConfigError, match=r"expected a string, got nothing \(null\)"):
+        root.get_str("nothing")
+    with pytest.raises(ConfigError, match="missing required key 'absent'"):
+        root.get_str("absent")
+
+
+def test_get_bool_accepts_yaml_booleans_only() -> None:
+    """``true``/``false`` are booleans; the string ``"true"`` and ``1`` are not."""
+    root = parse('a: true\nb: False\nc: "true"\nd: 1\n').mapping()
+    assert root.get_bool("a") is True
+    assert root.get_bool("b") is False
+    assert root.get_bool("absent", False) is False
+    with pytest.raises(ConfigError, match=r"expected true or false, got a string \('true'\)"):
+        root.get_bool("c")
+    with pytest.raises(ConfigError, match=r"expected true or false, got an integer \(1\)"):
+        root.get_bool("d")
+
+
+def test_get_int_checks_type_and_bounds() -> None:
+    """Integers: booleans and floats are refused; bounds are inclusive."""
+    root = parse("a: 5060\nb: true\nc: 1.5\nd: 70000\ne: -1\n").mapping()
+    assert root.get_int("a", minimum=0, maximum=65535) == 5060
+    assert root.get_int("absent", 0) == 0
+    with pytest.raises(ConfigError, match=r"expected an integer, got a boolean \(true\)"):
+        root.get_int("b")
+    with pytest.raises(ConfigError, match=r"got a number \(1.5\)"):
+        root.get_int("c")
+    with pytest.raises(ConfigError) as excinfo:
+        root.get_int("d", minimum=0, maximum=65535)
+    assert excinfo.value.problem == "expected an integer from 0 to 65535, got 70000"
+    with pytest.raises(ConfigError, match="expected an integer of at least 0, got -1"):
+        root.get_int("e", minimum=0)
+    with pytest.raises(ConfigError, match="expected an integer of at most 10, got 5060"):
+        root.get_int("a", maximum=10)
+
+
+def test_get_number_accepts_ints_and_floats_not_booleans() -> None:
+    """Numbers: ints and floats as float; booleans, NaN and infinity are refused."""
+    root = parse("a: 3\nb: 2.5\nc: false\nd: .nan\ne: .inf\nf: 0\ng: '3'\n").mapping()
+    assert root.get_number("a") == 3.0
+    assert isinstance(root.get_number("a"), float)
+    assert root.get_number("b", maximum=2.5) == 2.5
+    assert root.get_number("absent", 0.0) == 0.0
+    with pytest.raises(ConfigError, match=r"expected a number, got a boolean \(false\)"):
+        root.get_number("c")
+    with pytest.raises(ConfigError, match="expected a finite number"):
+        root.get_number("d")
+    with pytest.raises(ConfigError, match="expected a finite number"):
+        root.get_number("e")
+    with pytest.raises(ConfigError, match="expected a number greater than 0, got 0"):
+        root.get_number("f", positive=True)
+    with pytest.raises(ConfigError, match=r"got a string \('3'\)"):
+        root.get_number("g")
+
+
+def test_get_enum_is_case_insensitive_and_suggests() -> None:
+    """Enum values match in any case; a near miss gets a did-you-mean."""
+    root = parse("a: RED\nb: Light-Blue\nc: light-bleu\nd: 5\n").mapping()
+    assert root.get_enum("a", Colour) is Colour.RED
+    assert root.get_enum("b", Colour) is Colour.LIGHT_BLUE
+    assert root.get_enum("absent", Colour, None) is None
+    with pytest.raises(ConfigError) as excinfo:
+        root.get_enum("c", Colour)
+    assert excinfo.value.problem == (
+        "expected one of red, light-blue, got 'light-bleu'; did you mean 'light-blue'?"
+    )
+    assert excinfo.value.line == 3
+    with pytest.raises(ConfigError, match=r"expected one of red, light-blue, got an integer"):
+        root.get_enum("d", Colour)
+
+
+def test_get_enum_choices_restrict_the_members() -> None:
+    """``choices`` limits the accepted members."""
+    root = parse("a: light-blue\n").mapping()
+    with pytest.raises(ConfigError, match="expected one of red, got 'light-blue'"):
+        root.get_enum("a", Colour, choices=[Colour.RED])
+
+
+def test_as_scalar_accepts_any_scalar_only() -> None:
+    """Any scalar is a value; a mapping or list is not."""
+    root = parse("a: 1.5\nb: [1]\nc: 2024-01-02\n").mapping()
+    assert root["a"].as_scalar() == 1.5
+    assert str(root["c"].as_scalar()) == "2024-01-02"
+    assert root["c"].describe() == "a date (2024-01-02)"
+    with pytest.raises(ConfigError, match="expected a single value, got a list"):
+        root["b"].as_scalar()
+
+
+def test_describe_shortens_long_strings() -> None:
+    """Long strings are cut in messages."""
+    node = parse("a: " + "x" * 100 + "\n").mapping()["a"]
+    assert node.describe() == "a string ('" + "x" * 37 + "...')"
