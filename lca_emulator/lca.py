@@ -83,7 +83,13 @@ class LocalControlAgent:
             session.close(abort=abort)
 
     def process_exited(self, application: str, detail: str) -> None:
-        """The application's process ended: it is ``STOPPED`` whatever it said last."""
+        """The application's process ended: it is ``STOPPED`` whatever it said last.
+
+        Lines its old connection still delivers are stale and are dropped.
+        """
+        session = self._sessions.get(application)
+        if session is not None:
+            session.process_gone = True
         self.registry.note(
             application,
             JournalEvent.EXITED,
@@ -118,6 +124,7 @@ class ApplicationSession:
         self.application: str | None = None
         self._pending_modes: dict[int, ExecutionMode] = {}
         self._silence: IDelayedCall | None = None
+        self.process_gone = False
 
     # -- ConnectionController ----------------------------------------------------
 
@@ -129,9 +136,7 @@ class ApplicationSession:
         name, self.application = self.application, None
         if name is None or not self.lca._unbind(name, self):
             return
-        record = self.lca.registry.get(name)
-        exited = record is not None and record.status is ApplicationStatus.STOPPED
-        status = ApplicationStatus.STOPPED if exited else ApplicationStatus.UNKNOWN
+        status = ApplicationStatus.STOPPED if self.process_gone else ApplicationStatus.UNKNOWN
         self.lca.registry.note(
             name,
             JournalEvent.DISCONNECTED,
@@ -143,6 +148,8 @@ class ApplicationSession:
         )
 
     def message_received(self, message: Message) -> None:
+        if self.process_gone:
+            return  # written before its process ended; it no longer speaks for it
         if isinstance(message, RequestRegisterApplication):
             self._register(message)
             return

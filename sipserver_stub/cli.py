@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             pid=os.getpid(),
         )
         stub.start()
-        return stub.stopped
+        return stub.stopped.addCallback(lambda _: stub.closed)
 
     try:
         react(run)

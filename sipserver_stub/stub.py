@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTCP, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
@@ -57,6 +57,7 @@ class SipServerStub:
         self.history: list[StatusChange] = []
         self.running = False
         self.stopped: Deferred[None] = Deferred()
+        self.closed: Deferred[None] = succeed(None)
         self._pending_options: list[tuple[str, str, str]] = []
         self._check: CheckInputs | None = None
         self._components: ComponentStartup | None = None
@@ -81,20 +82,24 @@ class SipServerStub:
         for problem in problems:
             log.warn("{app}: {problem}", app=self.fixture.application, problem=problem)
         self.running = True
-        self.stopped = Deferred()
+        if self.stopped.called:
+            self.stopped = Deferred()
         self.mode = self.fixture.mode
         self._report(ApplicationStatus.INITIALIZING, "starting")
         self.link.start()
         self._begin_startup()
 
     def stop(self, *, abort: bool = False) -> Deferred[None]:
-        """Stop (``abort``: drop the LCA connection at once, as a crash would)."""
+        """Stop working now (``stopped`` fires); ``closed`` fires once the LCA link is down.
+
+        ``abort`` drops the LCA connection at once, as a crash would.
+        """
         if not self.running:
             return self.stopped
         self.running = False
         self._end_startup()
-        d = self.link.stop(abort=abort)
-        d.addBoth(lambda _: self.stopped.callback(None))
+        self.closed = self.link.stop(abort=abort)
+        self.stopped.callback(None)
         return self.stopped
 
     def set_option(self, section: str, option: str, value: str) -> None:
@@ -180,6 +185,7 @@ class SipServerStub:
 
     def _mode_changed(self, mode: ExecutionMode) -> None:
         if mode is ExecutionMode.EXITING:
+            self.mode = mode
             self._report(ApplicationStatus.STOP_PENDING, "asked to exit")
             self.stop()
             return

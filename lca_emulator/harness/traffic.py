@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from zope.interface import implementer
 
 T = TypeVar("T")
@@ -46,12 +52,18 @@ class _Link:
 
 
 class TrafficMonitor:
-    """A :class:`~lca_emulator.protocol.framing.TrafficObserver` that tells when all is quiet."""
+    """A :class:`~lca_emulator.protocol.framing.TrafficObserver` that tells when all is quiet.
 
-    def __init__(self) -> None:
+    Waiters are released from a fresh reactor turn (``reactor.callLater(0)``), never
+    from inside a protocol callback, and only if it is still quiet by then.
+    """
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.reactor = reactor
         self._links: dict[frozenset[_End], _Link] = {}
         self._connecting = 0
         self._waiters: list[Deferred[None]] = []
+        self._release: IDelayedCall | None = None
 
     # -- TrafficObserver -----------------------------------------------------------
 
@@ -106,14 +118,19 @@ class TrafficMonitor:
         return self._connecting == 0 and all(link.settled() for link in self._links.values())
 
     def when_quiet(self) -> Deferred[None]:
-        """A Deferred that fires once nothing is in flight (at once if already so)."""
+        """A Deferred that fires once nothing is in flight (soon, if already so)."""
         d: Deferred[None] = Deferred()
         self._waiters.append(d)
         self._changed()
         return d
 
     def _changed(self) -> None:
-        if not self._waiters or not self.quiet():
+        if self._waiters and self._release is None and self.quiet():
+            self._release = self.reactor.callLater(0, self._release_waiters)
+
+    def _release_waiters(self) -> None:
+        self._release = None
+        if not self.quiet():
             return
         waiters, self._waiters = self._waiters, []
         for d in waiters:

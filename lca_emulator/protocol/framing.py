@@ -85,6 +85,7 @@ class JsonLinesProtocol(LineOnlyReceiver):
         self.observer = observer
         self._open = False
         self._observed = False
+        self._addresses: tuple[IAddress, IAddress] | None = None
 
     # -- MessageSender ---------------------------------------------------------
 
@@ -116,13 +117,17 @@ class JsonLinesProtocol(LineOnlyReceiver):
         return self.transport  # type: ignore[return-value]
 
     def _ends(self) -> tuple[IAddress, IAddress]:
-        transport = self._transport()
-        return transport.getHost(), transport.getPeer()
+        """Both ends' addresses, read once: a closed socket no longer knows them."""
+        if self._addresses is None:
+            transport = self._transport()
+            self._addresses = (transport.getHost(), transport.getPeer())
+        return self._addresses
 
     # -- Twisted ---------------------------------------------------------------
 
     def connectionMade(self) -> None:
         self._open = True
+        self._ends()
         if self.observer is not None:
             self._observed = True
             self.observer.connection_opened(*self._ends())
@@ -130,9 +135,9 @@ class JsonLinesProtocol(LineOnlyReceiver):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._open = False
+        self.controller.connection_lost(reason if reason is not None else Failure(Exception()))
         if self._observed and self.observer is not None:
             self.observer.connection_closed(*self._ends())
-        self.controller.connection_lost(reason if reason is not None else Failure(Exception()))
 
     def lineReceived(self, line: bytes) -> None:
         try:
@@ -166,7 +171,7 @@ class JsonLinesProtocol(LineOnlyReceiver):
     def _reject(self, error: ProtocolError) -> None:
         self.log.warn(
             "bad line from {peer}: {code}: {text}",
-            peer=self._transport().getPeer(),
+            peer=self._ends()[1],
             code=error.code.value,
             text=error.text,
         )

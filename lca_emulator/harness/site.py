@@ -1,0 +1,175 @@
+"""A whole emulated site: the Management Layer plus its stubs, ready to drive.
+
+Three ways to run the same applications:
+
+``virtual`` (default)
+    Everything in this process on a ``task.Clock``, over real loopback sockets.
+    Time jumps from one scheduled event to the next once all traffic has settled,
+    so a 3600 s timeout takes milliseconds and every run is the same.
+``real-time``
+    The same, on the wall clock (scaled by ``time_scale``).
+``processes``
+    Each stub is a ``sipserver-stub`` child process; wall clock, scaled.
+"""
+
+from __future__ import annotations
+
+import enum
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Clock, deferLater
+
+from sipserver_stub.fixture import StubFixture
+from sipserver_stub.sip_port import LOOPBACK
+
+from ..clock import ScaledClock
+from ..control import ApplicationLauncher
+from ..launchers import StubProcessLauncher
+from ..processes import ProcessLauncher
+from ..scs import PairConfig
+from ..service import ManagementLayer
+from .inprocess import InProcessLauncher
+from .traffic import TrafficMonitor
+
+SETTLE_LIMIT = 30.0
+"""Wall-clock seconds the loopback traffic may take to settle before a run gives up."""
+
+
+class RunMode(enum.StrEnum):
+    """How a site runs its stubs and its clock."""
+
+    VIRTUAL = "virtual"
+    REAL_TIME = "real-time"
+    PROCESSES = "processes"
+
+
+class SettleTimeoutError(Exception):
+    """In-process traffic did not settle: a bug, reported rather than hanging."""
+
+
+class Site:
+    """The Management Layer and its applications, listening on loopback port 0."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        *,
+        applications: Iterable[StubFixture] = (),
+        pairs: Iterable[PairConfig] = (),
+        mode: RunMode = RunMode.VIRTUAL,
+        time_scale: float = 1.0,
+        heartbeat: float | None = None,
+        grace: float = 5.0,
+    ) -> None:
+        self.reactor = reactor
+        self.mode = mode
+        self.time_scale = time_scale
+        self.monitor: TrafficMonitor | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.clock: IReactorTime
+        launcher: ApplicationLauncher
+        if mode is RunMode.VIRTUAL:
+            self.clock = Clock()
+            self.monitor = TrafficMonitor(reactor)
+            self.inprocess: InProcessLauncher | None = InProcessLauncher(
+                reactor, self.clock, monitor=self.monitor
+            )
+            launcher = self.inprocess
+        else:
+            self.clock = ScaledClock(reactor, time_scale)
+            if mode is RunMode.REAL_TIME:
+                self.inprocess = InProcessLauncher(reactor, self.clock)
+                launcher = self.inprocess
+            else:
+                self.inprocess = None
+                self._workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
+                launcher = self._process_launcher = StubProcessLauncher(
+                    ProcessLauncher(reactor, self.clock),
+                    Path(self._workdir.name),
+                    time_scale=time_scale,
+                )
+        self.layer = ManagementLayer(
+            self.clock,
+            applications=applications,
+            pairs=pairs,
+            launcher=launcher,
+            heartbeat=heartbeat,
+            grace=grace,
+            observer=self.monitor,
+        )
+        if self.inprocess is not None:
+            self.inprocess.registry = self.layer.registry
+        self.lca_port = 0
+        self.scs_port = 0
+
+    def now(self) -> float:
+        """Scenario time: seconds since the site opened."""
+        return self.clock.seconds()
+
+    async def open(self) -> None:
+        """Listen on loopback port 0 for applications and management clients."""
+        ports = await self.layer.listen(
+            TCP4ServerEndpoint(self.reactor, 0, interface=LOOPBACK),
+            TCP4ServerEndpoint(self.reactor, 0, interface=LOOPBACK),
+        )
+        self.lca_port = ports.lca.getHost().port  # type: ignore[attr-defined]
+        self.scs_port = ports.scs.getHost().port  # type: ignore[attr-defined]
+        if self.inprocess is not None:
+            self.inprocess.lca_port = self.lca_port
+        else:
+            self._process_launcher.lca = f"tcp:{LOOPBACK}:{self.lca_port}"
+
+    async def settle(self) -> None:
+        """Wait until no in-process traffic is in flight (virtual mode only)."""
+        if self.monitor is None:
+            return
+        d = self.monitor.when_quiet()
+        d.addTimeout(SETTLE_LIMIT, self.reactor)
+        try:
+            await d
+        except Exception:
+            raise SettleTimeoutError(
+                f"loopback traffic did not settle in {SETTLE_LIMIT:g} s: {self.monitor.describe()}"
+            ) from None
+
+    async def run_until(self, when: float) -> None:
+        """Let scenario time reach ``when``, handling everything due on the way."""
+        clock = self.clock
+        if isinstance(clock, Clock):
+            while True:
+                await self.settle()
+                due = [c.getTime() for c in clock.getDelayedCalls()]
+                step_to = min(due, default=when)
+                if step_to > when:
+                    step_to = when
+                clock.advance(max(0.0, step_to - clock.seconds()))
+                if step_to >= when and not [
+                    c for c in clock.getDelayedCalls() if c.getTime() <= when
+                ]:
+                    await self.settle()
+                    return
+        remaining = when - clock.seconds()
+        if remaining > 0:
+            await deferLater(self.reactor, remaining * self.time_scale)
+
+    async def close(self) -> None:
+        """Stop every application and stop listening."""
+        d: Deferred[object] = self.layer.shutdown()
+        if isinstance(self.clock, Clock):
+            # graceful stops wait on the virtual clock: keep it moving until done
+            while not d.called:
+                await self.settle()
+                due = [c.getTime() for c in self.clock.getDelayedCalls()]
+                if d.called or not due:
+                    break
+                self.clock.advance(max(0.0, min(due) - self.clock.seconds()))
+            d.addTimeout(SETTLE_LIMIT, self.reactor)
+        await d
+        if self._workdir is not None:
+            self._workdir.cleanup()
