@@ -110,7 +110,6 @@ def serve(args: argparse.Namespace) -> None:
 
     from .launchers import StubProcessLauncher
     from .processes import ProcessLauncher
-    from .scs import PairConfig
     from .service import ListeningAddresses, ManagementLayer
 
     workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
@@ -127,7 +126,7 @@ def serve(args: argparse.Namespace) -> None:
         layer = ManagementLayer(
             reactor,
             applications=applications,
-            pairs=[PairConfig(p.name, p.primary, p.backup) for p in pairs],
+            pairs=pairs,
             launcher=launcher,
             heartbeat=args.heartbeat,
             grace=args.grace,

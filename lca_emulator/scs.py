@@ -32,12 +32,16 @@ log = Logger()
 
 
 @dataclass(frozen=True)
-class PairConfig:
-    """One HA pair as the SCS is told of it."""
+class HaPair:
+    """A primary/backup pair that SCS manages as one service; ``name`` defaults to ``A/B``."""
 
-    name: str
     primary: str
     backup: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", f"{self.primary}/{self.backup}")
 
 
 SwitchoverNotice: TypeAlias = EventSwitchover | EventSwitchoverRefused
@@ -59,11 +63,11 @@ class SolutionControlServer:
         self,
         registry: ApplicationRegistry,
         lca: LocalControlAgent,
-        pairs: Iterable[PairConfig] = (),
+        pairs: Iterable[HaPair] = (),
     ) -> None:
         self.registry = registry
         self.lca = lca
-        self._pairs: dict[str, tuple[PairConfig, HaPairMachine]] = {}
+        self._pairs: dict[str, tuple[HaPair, HaPairMachine]] = {}
         self._listeners: list[Callable[[SwitchoverNotice], None]] = []
         for pair in pairs:
             machine = HaPairMachine(pair.primary, pair.backup)
@@ -78,7 +82,7 @@ class SolutionControlServer:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def pair_of(self, application: str) -> PairConfig | None:
+    def pair_of(self, application: str) -> HaPair | None:
         """The pair ``application`` belongs to, if any."""
         entry = self._pairs.get(application)
         return entry[0] if entry else None
@@ -123,7 +127,7 @@ class SolutionControlServer:
             kind = InputKind.LOST if event is JournalEvent.START_FAILED else InputKind.STATUS
             self._feed(entry, PairInput(kind, after.name, "failed to start"))
 
-    def _members(self, pair: PairConfig) -> dict[str, MemberView]:
+    def _members(self, pair: HaPair) -> dict[str, MemberView]:
         views = {}
         for name in (pair.primary, pair.backup):
             record = self.registry.get(name)
@@ -137,14 +141,14 @@ class SolutionControlServer:
             )
         return views
 
-    def _feed(self, entry: tuple[PairConfig, HaPairMachine], event: PairInput) -> Decision:
+    def _feed(self, entry: tuple[HaPair, HaPairMachine], event: PairInput) -> Decision:
         pair, machine = entry
         decision = machine.handle(event, self._members(pair))
         for action in decision.actions:
             self._carry_out(pair, action, decision.rule)
         return decision
 
-    def _carry_out(self, pair: PairConfig, action: Action, rule: str) -> None:
+    def _carry_out(self, pair: HaPair, action: Action, rule: str) -> None:
         now = self.registry.now()
         if isinstance(action, AssignMode):
             self.registry.note(

@@ -14,7 +14,7 @@ from .lca import LocalControlAgent
 from .management import ManagementEndpoint
 from .protocol.framing import TrafficObserver
 from .registry import ApplicationRegistry, StatusJournal
-from .scs import PairConfig, SolutionControlServer
+from .scs import HaPair, SolutionControlServer
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ManagementLayer:
         clock: IReactorTime,
         *,
         applications: Iterable[StubFixture] = (),
-        pairs: Iterable[PairConfig] = (),
+        pairs: Iterable[HaPair] = (),
         launcher: ApplicationLauncher | None = None,
         heartbeat: float | None = None,
         grace: float = DEFAULT_GRACE,

@@ -441,12 +441,12 @@ def test_set_option_value_becomes_a_configuration_string(
         (
             "{at: 1}",
             "events[0]",
-            "an event needs exactly one of stop, kill, start, restart, set-option",
+            "an event needs exactly one of stop, kill, start, restart, set-option, switchover",
         ),
         (
             "{at: 1, stop: SIPS_A, kill: SIPS_B}",
             "events[0].kill",
-            "an event takes exactly one of stop, kill, start, restart, set-option, "
+            "an event takes exactly one of stop, kill, start, restart, set-option, switchover, "
             "not 'stop' and 'kill'",
         ),
         ("{stop: SIPS_A}", "events[0]", "missing required key 'at'"),
@@ -622,12 +622,12 @@ def test_every_expectation_kind(
         (
             "{application: SIPS_A, within: 5}",
             "expect[0]",
-            "an expectation needs exactly one of status, mode",
+            "an expectation needs exactly one of status, mode, event",
         ),
         (
             "{application: SIPS_A, status: RUNNING, mode: PRIMARY, within: 5}",
             "expect[0].mode",
-            "an expectation takes exactly one of status, mode, not 'status' and 'mode'",
+            "an expectation takes exactly one of status, mode, event, not 'status' and 'mode'",
         ),
         (
             "{application: SIPS_A, mode: BACKUP, at-end: false}",
@@ -642,7 +642,7 @@ def test_every_expectation_kind(
         (
             "{application: SIPS_A, status: RUNNING, never: STOPPED}",
             "expect[0].status",
-            "'never' names the status or mode itself; remove 'status'",
+            "'never' names the status, mode or event itself; remove 'status'",
         ),
         (
             "{application: SIPS_A, status: RUNNING, within: 300.5}",
@@ -671,7 +671,8 @@ def test_every_expectation_kind(
             "expect[0].never",
             "expected one of UNKNOWN, STOPPED, START_PENDING, INITIALIZING, RUNNING, "
             "SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, PRIMARY, BACKUP, "
-            "EXITING, got 'DEAD'",
+            "EXITING, registered, disconnected, exited, killed, start-failed, hung, recovered, "
+            "switchover, switchover-refused, got 'DEAD'",
         ),
         (
             "{application: SIPS_AX, never: RUNNING}",
@@ -696,7 +697,7 @@ def test_expectation_built_in_code_renders_and_checks() -> None:
     """An Expectation made in code gets its text and refuses inconsistent fields."""
     never_mode = Expectation("A", ExpectationKind.NEVER, mode=ExecutionMode.UNKNOWN)
     assert never_mode.text == "A never mode UNKNOWN"
-    with pytest.raises(ValueError, match="exactly one of status and mode"):
+    with pytest.raises(ValueError, match="exactly one of status, mode and event"):
         Expectation("A", ExpectationKind.AT_END)
     with pytest.raises(ValueError, match="time is required"):
         Expectation("A", ExpectationKind.WITHIN, status=ApplicationStatus.RUNNING)

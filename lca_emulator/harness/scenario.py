@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Final
 
 from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.registry import JournalEvent
+from lca_emulator.scs import HaPair
 from lca_emulator.yamlsource import (
     ConfigError,
     MappingNode,
@@ -49,19 +51,6 @@ _SCENARIO_MARKERS: Final = frozenset({"duration", "expect"})
 _APPLICATION_ENTRY_KEYS: Final = FIXTURE_KEYS | {"fixture"}
 
 
-@dataclass(frozen=True)
-class HaPair:
-    """A primary/backup pair that SCS manages as one service; ``name`` defaults to ``A/B``."""
-
-    primary: str
-    backup: str
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            object.__setattr__(self, "name", f"{self.primary}/{self.backup}")
-
-
 class EventAction(enum.StrEnum):
     """What a scenario event does to an application."""
 
@@ -70,6 +59,8 @@ class EventAction(enum.StrEnum):
     START = "start"
     RESTART = "restart"
     SET_OPTION = "set-option"
+    SWITCHOVER = "switchover"
+    """A manual switchover of the application's HA pair (``RequestSwitchover``)."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +87,11 @@ class ExpectationKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Expectation:
-    """Something the run must show about one application's status or mode.
+    """Something the run must show about one application's status, mode or journal.
 
-    Exactly one of ``status`` and ``mode`` is set; ``time`` is set for ``within`` and
-    ``at`` only.  ``text`` is a short rendering for reports (filled in when empty).
+    Exactly one of ``status``, ``mode`` and ``event`` (a journal event such as
+    ``switchover-refused``) is set; ``time`` is set for ``within`` and ``at`` only.
+    ``text`` is a short rendering for reports (filled in when empty).
     """
 
     application: str
@@ -109,10 +101,13 @@ class Expectation:
     time: float | None = None
     line: int = 0
     text: str = ""
+    event: JournalEvent | None = None
 
     def __post_init__(self) -> None:
-        if (self.status is None) == (self.mode is None):
-            raise ValueError("an expectation has exactly one of status and mode")
+        if [self.status, self.mode, self.event].count(None) != 2:
+            raise ValueError("an expectation has exactly one of status, mode and event")
+        if self.event is not None and self.kind is ExpectationKind.AT_END:
+            raise ValueError("a journal event cannot be expected at-end")
         timed = self.kind in (ExpectationKind.WITHIN, ExpectationKind.AT)
         if timed != (self.time is not None):
             raise ValueError(f"time is required for within/at and only for them: {self}")
@@ -121,11 +116,15 @@ class Expectation:
 
     def _render(self) -> str:
         if self.kind is ExpectationKind.NEVER:
+            if self.event is not None:
+                return f"{self.application} never {self.event}"
             if self.status is not None:
                 return f"{self.application} never {self.status}"
             word = "mode UNKNOWN" if self.mode is ExecutionMode.UNKNOWN else str(self.mode)
             return f"{self.application} never {word}"
         subject = f"status {self.status}" if self.status is not None else f"mode {self.mode}"
+        if self.event is not None:
+            subject = f"event {self.event}"
         if self.kind is ExpectationKind.AT_END:
             return f"{self.application} {subject} at end"
         assert self.time is not None
@@ -342,31 +341,52 @@ def _event(node: Node, duration: float, names: list[str]) -> ScenarioEvent:
     )
 
 
+EXPECTABLE_EVENTS: Final = (
+    JournalEvent.REGISTERED,
+    JournalEvent.DISCONNECTED,
+    JournalEvent.EXITED,
+    JournalEvent.KILLED,
+    JournalEvent.START_FAILED,
+    JournalEvent.HUNG,
+    JournalEvent.RECOVERED,
+    JournalEvent.SWITCHOVER,
+    JournalEvent.SWITCHOVER_REFUSED,
+)
+"""The journal events an expectation may name (``event:`` or ``never:``)."""
+
 _EXPECTATION_WHEN: Final = tuple(kind.value for kind in ExpectationKind)
 _NEVER_MODES: Final = (ExecutionMode.PRIMARY, ExecutionMode.BACKUP, ExecutionMode.EXITING)
 
 
 def _expectation(node: Node, duration: float, names: list[str]) -> Expectation:
     fields = node.mapping(
-        ["application", "status", "mode", *_EXPECTATION_WHEN], required=["application"]
+        ["application", "status", "mode", "event", *_EXPECTATION_WHEN], required=["application"]
     )
     application = _known_application(fields, "application", names)
     kind = ExpectationKind(_exactly_one(fields, _EXPECTATION_WHEN, "an expectation"))
     status: ApplicationStatus | None = None
     mode: ExecutionMode | None = None
+    event: JournalEvent | None = None
     time: float | None = None
     if kind is ExpectationKind.NEVER:
-        for key in ("status", "mode"):
+        for key in ("status", "mode", "event"):
             if key in fields:
                 raise fields.require(key).error(
-                    f"'never' names the status or mode itself; remove {key!r}"
+                    f"'never' names the status, mode or event itself; remove {key!r}"
                 )
-        status, mode = _never_target(fields.require("never"))
+        status, mode, event = _never_target(fields.require("never"))
     else:
-        if _exactly_one(fields, ["status", "mode"], "an expectation") == "status":
+        subject = _exactly_one(fields, ["status", "mode", "event"], "an expectation")
+        if subject == "status":
             status = fields.get_enum("status", ApplicationStatus)
-        else:
+        elif subject == "mode":
             mode = fields.get_enum("mode", ExecutionMode)
+        else:
+            event = fields.get_enum("event", JournalEvent, choices=EXPECTABLE_EVENTS)
+            if kind is ExpectationKind.AT_END:
+                raise fields.require("at-end").error(
+                    "a journal event happens at a time: use within or at"
+                )
         if kind is ExpectationKind.AT_END:
             if not fields.get_bool("at-end"):
                 raise fields.require("at-end").error(
@@ -374,14 +394,20 @@ def _expectation(node: Node, duration: float, names: list[str]) -> Expectation:
                 )
         else:
             time = _time(fields, kind.value, duration)
-    return Expectation(application, kind, status, mode, time, line=fields.line)
+    return Expectation(application, kind, status, mode, time, line=fields.line, event=event)
 
 
-def _never_target(node: Node) -> tuple[ApplicationStatus | None, ExecutionMode | None]:
-    """``never: X``: a mode if X is PRIMARY, BACKUP or EXITING, else a status."""
-    choices: list[enum.StrEnum] = [*ApplicationStatus, *_NEVER_MODES]
+_Target = tuple[ApplicationStatus | None, ExecutionMode | None, JournalEvent | None]
+
+
+def _never_target(node: Node) -> _Target:
+    """``never: X``: a mode if X is PRIMARY, BACKUP or EXITING, a journal event such
+    as ``switchover``, else a status."""
+    choices: list[enum.StrEnum] = [*ApplicationStatus, *_NEVER_MODES, *EXPECTABLE_EVENTS]
     target = node.as_enum(enum.StrEnum, choices)
     if isinstance(target, ExecutionMode):
-        return None, target
+        return None, target, None
+    if isinstance(target, JournalEvent):
+        return None, None, target
     assert isinstance(target, ApplicationStatus)
-    return target, None
+    return target, None, None

@@ -32,7 +32,7 @@ from ..clock import ScaledClock
 from ..control import ApplicationLauncher
 from ..launchers import StubProcessLauncher
 from ..processes import ProcessLauncher
-from ..scs import PairConfig
+from ..scs import HaPair
 from ..service import ManagementLayer
 from .inprocess import InProcessLauncher
 from .traffic import TrafficMonitor
@@ -61,7 +61,7 @@ class Site:
         reactor: Any,
         *,
         applications: Iterable[StubFixture] = (),
-        pairs: Iterable[PairConfig] = (),
+        pairs: Iterable[HaPair] = (),
         mode: RunMode = RunMode.VIRTUAL,
         time_scale: float = 1.0,
         heartbeat: float | None = None,

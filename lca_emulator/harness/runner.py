@@ -1,0 +1,134 @@
+"""Running one scenario: open a site, start its applications, play its events on
+the clock, let it run for its duration, then judge its expectations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ..control import ControlError
+from ..registry import ApplicationRecord, JournalEntry
+from ..scs import SwitchoverRefusedError
+from .scenario import EventAction, Scenario, ScenarioEvent
+from .site import RunMode, Site
+from .verdict import Timeline, Verdict, judge_all
+
+log = Logger()
+
+REAL_TIME_TOLERANCE = 1.0
+"""Scenario seconds an ``at`` may be off by when the run is on the wall clock."""
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """The outcome of one scenario run."""
+
+    scenario: Scenario
+    mode: RunMode
+    verdicts: tuple[Verdict, ...]
+    journal: tuple[JournalEntry, ...]
+    errors: tuple[str, ...] = ()
+    wall_seconds: float = 0.0
+    timeline: Timeline = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timeline", Timeline(self.journal))
+
+    @property
+    def passed(self) -> bool:
+        """Every expectation held and nothing went wrong on the way."""
+        return not self.errors and all(v.passed for v in self.verdicts)
+
+    @property
+    def failures(self) -> list[Verdict]:
+        """The expectations that did not hold."""
+        return [v for v in self.verdicts if not v.passed]
+
+
+async def run_scenario(
+    scenario: Scenario,
+    reactor: Any,
+    *,
+    mode: RunMode = RunMode.VIRTUAL,
+    time_scale: float = 1.0,
+) -> ScenarioResult:
+    """Run ``scenario`` once and judge it."""
+    started = time.monotonic()
+    site = Site(
+        reactor,
+        applications=scenario.applications,
+        pairs=scenario.ha_pairs,
+        mode=mode,
+        time_scale=time_scale,
+    )
+    errors: list[str] = []
+    await site.open()
+    try:
+        errors.extend(site.layer.start_all())
+        for event in scenario.events:
+            site.clock.callLater(event.at, _play, site, event, errors.append)
+        await site.run_until(scenario.duration)
+        final: dict[str, ApplicationRecord] = {r.name: r for r in site.layer.registry.records()}
+        journal = tuple(site.layer.journal)
+    finally:
+        await site.close()
+    timeline = Timeline(journal)
+    tolerance = 0.0 if mode is RunMode.VIRTUAL else REAL_TIME_TOLERANCE
+    verdicts = judge_all(scenario.expectations, timeline, final, tolerance=tolerance)
+    return ScenarioResult(
+        scenario,
+        mode,
+        tuple(verdicts),
+        journal,
+        tuple(errors),
+        wall_seconds=time.monotonic() - started,
+    )
+
+
+def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> None:
+    """Carry out one scenario event on the site."""
+    control = site.layer.control
+    name = event.application
+    try:
+        if event.action is EventAction.STOP:
+            _report_failure(control.stop(name), error, event)
+        elif event.action is EventAction.KILL:
+            _report_failure(control.kill(name), error, event)
+        elif event.action is EventAction.START:
+            control.start(name)
+        elif event.action is EventAction.RESTART:
+            _report_failure(control.restart(name), error, event)
+        elif event.action is EventAction.SWITCHOVER:
+            _switchover(site, event, error)
+        else:
+            assert event.section and event.option
+            assert event.value is not None
+            control.set_option(name, event.section, event.option, event.value)
+            stub = site.inprocess.stubs.get(name) if site.inprocess else None
+            if stub is not None and stub.running:
+                stub.set_option(event.section, event.option, event.value)
+    except ControlError as e:
+        error(f"line {event.line}: {event.action.value} {name} at t={event.at:g}: {e.text}")
+
+
+def _switchover(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> None:
+    """A manual switchover; a refusal is an outcome to expect, not a run error."""
+    try:
+        site.layer.scs.request_switchover(event.application)
+    except KeyError:
+        error(f"line {event.line}: switchover {event.application}: it is in no HA pair")
+    except SwitchoverRefusedError as e:
+        log.info("switchover refused: {reason}", reason=str(e))
+
+
+def _report_failure(d: Deferred[Any], error: Callable[[str], None], event: ScenarioEvent) -> None:
+    def failed(failure: Any) -> None:
+        message = getattr(failure.value, "text", None) or failure.getErrorMessage()
+        error(f"line {event.line}: {event.action.value} {event.application}: {message}")
+
+    d.addErrback(failed)

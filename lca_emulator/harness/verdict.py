@@ -1,0 +1,167 @@
+"""Checking expectations against what the emulator observed (its journal).
+
+An expectation is judged on the statuses and modes the Management Layer
+recorded, never on what a stub believes it reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..protocol.messages import ApplicationStatus, ExecutionMode
+from ..registry import ApplicationRecord, JournalEntry, JournalEvent
+from ..yamlsource import format_number
+from .scenario import Expectation, ExpectationKind
+
+DEFAULT_TOLERANCE = 0.0
+"""How far (scenario seconds) an ``at`` may be off; 0 in virtual time."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """The status or mode of an application became ``value`` at ``time``."""
+
+    time: float
+    value: str
+
+
+class Timeline:
+    """Per application, every status and mode it entered, in order, from a journal.
+
+    The ``configured`` entry (the state before the run starts) is not a change.
+    """
+
+    def __init__(self, journal: Iterable[JournalEntry]) -> None:
+        self.entries = list(journal)
+        self._status: dict[str, list[Change]] = {}
+        self._mode: dict[str, list[Change]] = {}
+        for entry in self.entries:
+            if entry.event is JournalEvent.CONFIGURED:
+                continue
+            self._append(self._status, entry.application, entry.time, entry.status.value)
+            self._append(self._mode, entry.application, entry.time, entry.mode.value)
+
+    @staticmethod
+    def _append(table: dict[str, list[Change]], name: str, time: float, value: str) -> None:
+        changes = table.setdefault(name, [])
+        if not changes or changes[-1].value != value:
+            changes.append(Change(time, value))
+
+    def occurrences(self, application: str, event: JournalEvent) -> list[Change]:
+        """Every journal entry of kind ``event`` for ``application``."""
+        return [
+            Change(e.time, e.event.value)
+            for e in self.entries
+            if e.application == application and e.event is event
+        ]
+
+    def changes(self, application: str, *, mode: bool = False) -> list[Change]:
+        """Every status (or mode) ``application`` entered, in order."""
+        return list((self._mode if mode else self._status).get(application, []))
+
+    def first(self, application: str, value: str, *, mode: bool = False) -> Change | None:
+        """When ``application`` first entered ``value``, if it did."""
+        return next((c for c in self.changes(application, mode=mode) if c.value == value), None)
+
+    def describe(self, application: str) -> str:
+        """A one-line summary: ``INITIALIZING@0 -> SERVICE_UNAVAILABLE@60``."""
+        return (
+            " -> ".join(f"{c.value}@{format_number(c.time)}" for c in self.changes(application))
+            or "(nothing observed)"
+        )
+
+    def lines(self, application: str) -> list[str]:
+        """The journal of ``application`` as readable lines."""
+        return [
+            f"t={format_number(e.time):>7}  {e.event.value:<18} {e.status.value:<19} "
+            f"{e.mode.value:<8} {e.detail}".rstrip()
+            for e in self.entries
+            if e.application == application
+        ]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One expectation's outcome: what was expected, what was observed, and whether it held."""
+
+    expectation: Expectation
+    passed: bool
+    observed: str
+
+
+def judge(
+    expectation: Expectation,
+    timeline: Timeline,
+    final: dict[str, ApplicationRecord],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Verdict:
+    """Judge one expectation against a run's timeline and its final records."""
+    if expectation.event is not None:
+        return _judge_event(expectation, expectation.event, timeline, tolerance)
+    app = expectation.application
+    is_mode = expectation.mode is not None
+    wanted: str = (expectation.mode or expectation.status or ApplicationStatus.UNKNOWN).value
+    what = "mode" if is_mode else "status"
+    kind = expectation.kind
+
+    if kind is ExpectationKind.AT_END:
+        record = final.get(app)
+        value: ApplicationStatus | ExecutionMode | None = None
+        if record is not None:
+            value = record.mode if is_mode else record.status
+        observed = f"{what} {value.value if value else 'unknown'} at end"
+        return Verdict(expectation, value is not None and value.value == wanted, observed)
+
+    first = timeline.first(app, wanted, mode=is_mode)
+    if kind is ExpectationKind.NEVER:
+        if first is None:
+            return Verdict(expectation, True, f"never {wanted}")
+        return Verdict(expectation, False, f"{wanted} at t={format_number(first.time)}")
+
+    assert expectation.time is not None
+    limit = expectation.time
+    if kind is ExpectationKind.WITHIN:
+        if first is None:
+            return Verdict(expectation, False, f"no {wanted} ({timeline.describe(app)})")
+        passed = first.time <= limit + tolerance
+        return Verdict(expectation, passed, f"{wanted} first at t={format_number(first.time)}")
+
+    # AT: entered at exactly that time (within the tolerance of a real-time run)
+    entered = [c for c in timeline.changes(app, mode=is_mode) if c.value == wanted]
+    hit = [c for c in entered if abs(c.time - limit) <= tolerance]
+    if hit:
+        return Verdict(expectation, True, f"{wanted} at t={format_number(hit[0].time)}")
+    if entered:
+        times = ", ".join(f"t={format_number(c.time)}" for c in entered)
+        return Verdict(expectation, False, f"{wanted} at {times}")
+    return Verdict(expectation, False, f"no {wanted} ({timeline.describe(app)})")
+
+
+def _judge_event(
+    expectation: Expectation, event: JournalEvent, timeline: Timeline, tolerance: float
+) -> Verdict:
+    """A journal event (such as ``switchover-refused``) happened, or never did."""
+    seen = timeline.occurrences(expectation.application, event)
+    times = ", ".join(f"t={format_number(c.time)}" for c in seen)
+    observed = f"{event.value} at {times}" if seen else f"no {event.value}"
+    if expectation.kind is ExpectationKind.NEVER:
+        return Verdict(expectation, not seen, observed)
+    assert expectation.time is not None
+    if expectation.kind is ExpectationKind.WITHIN:
+        passed = bool(seen) and seen[0].time <= expectation.time + tolerance
+    else:
+        passed = any(abs(c.time - expectation.time) <= tolerance for c in seen)
+    return Verdict(expectation, passed, observed)
+
+
+def judge_all(
+    expectations: Sequence[Expectation],
+    timeline: Timeline,
+    final: dict[str, ApplicationRecord],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> list[Verdict]:
+    """Judge every expectation (all of them, so a report shows every miss)."""
+    return [judge(e, timeline, final, tolerance=tolerance) for e in expectations]

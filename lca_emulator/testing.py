@@ -1,0 +1,175 @@
+"""Test doubles that ship with the package: a scripted application and a management
+client, both speaking the wire protocol over real loopback TCP.
+
+Give them a site's :class:`~lca_emulator.harness.traffic.TrafficMonitor` and the
+virtual clock waits for their traffic too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.python.failure import Failure
+
+from .harness.traffic import TrafficMonitor
+from .protocol.framing import JsonLinesProtocol, MessageSender
+from .protocol.messages import (
+    LCA_TO_APPLICATION,
+    SCS_TO_CLIENT,
+    ApplicationStatus,
+    EventApplicationRegistered,
+    EventChangeExecutionMode,
+    ExecutionMode,
+    Message,
+    RequestHeartbeat,
+    RequestRegisterApplication,
+    RequestUpdateStatus,
+    ResponseExecutionModeChanged,
+)
+
+__all__ = ["ManagementClient", "ScriptedApplication"]
+
+
+class _Peer:
+    """What both doubles share: a connection, what arrived, and waiting for it."""
+
+    accepted: tuple[type[Message], ...] = ()
+
+    def __init__(self, reactor: Any, port: int, monitor: TrafficMonitor | None = None) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.monitor = monitor
+        self.sender: MessageSender | None = None
+        self.received: list[Message] = []
+        self.closed: Deferred[None] = Deferred()
+        self._refs = itertools.count(1)
+        self._replies: dict[int, Deferred[Message]] = {}
+
+    async def connect(self) -> None:
+        """Open the connection."""
+        protocol = JsonLinesProtocol(
+            self, self.accepted, answer_errors=False, observer=self.monitor
+        )
+        d = connectProtocol(TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port), protocol)
+        if self.monitor is not None:
+            self.monitor.track(d)
+        await d
+
+    def next_ref(self) -> int:
+        """A fresh request reference."""
+        return next(self._refs)
+
+    def send(self, message: Message) -> None:
+        """Send one message."""
+        assert self.sender is not None, "not connected"
+        self.sender.send(message)
+
+    def request(self, message: Message) -> Deferred[Message]:
+        """Send a request (it must carry ``ref``) and get a Deferred of its reply."""
+        ref = getattr(message, "ref")  # noqa: B009 - every request type has one
+        d: Deferred[Message] = Deferred()
+        self._replies[ref] = d
+        self.send(message)
+        return d
+
+    def disconnect(self, *, abort: bool = False) -> None:
+        """Close (``abort``: drop at once, like a crash)."""
+        if self.sender is not None:
+            if abort:
+                self.sender.abort()
+            else:
+                self.sender.disconnect()
+
+    def of_type(self, kind: type[Message]) -> list[Message]:
+        """What arrived of one message type, in order."""
+        return [m for m in self.received if isinstance(m, kind)]
+
+    # -- ConnectionController --------------------------------------------------------
+
+    def connection_made(self, sender: MessageSender) -> None:
+        self.sender = sender
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.sender = None
+        if not self.closed.called:
+            self.closed.callback(None)
+
+    def message_received(self, message: Message) -> None:
+        self.received.append(message)
+        ref = getattr(message, "ref", None)
+        waiter = self._replies.pop(ref, None) if ref is not None else None
+        self._handle(message)
+        if waiter is not None:
+            waiter.callback(message)
+
+    def _handle(self, message: Message) -> None:
+        pass
+
+
+class ScriptedApplication(_Peer):
+    """An application whose every report the test dictates; it acknowledges mode changes.
+
+    ``follow_modes``: report the new mode (with the current status) after each change.
+    """
+
+    accepted = LCA_TO_APPLICATION
+
+    def __init__(
+        self,
+        reactor: Any,
+        port: int,
+        name: str,
+        *,
+        monitor: TrafficMonitor | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        follow_modes: bool = True,
+        acknowledge: bool = True,
+    ) -> None:
+        super().__init__(reactor, port, monitor)
+        self.name = name
+        self.host = host
+        self.pid = pid
+        self.follow_modes = follow_modes
+        self.acknowledge = acknowledge
+        self.status = ApplicationStatus.INITIALIZING
+        self.mode = ExecutionMode.UNKNOWN
+
+    def register(self) -> Deferred[Message]:
+        """Send ``RequestRegisterApplication``; fires with the reply."""
+        return self.request(
+            RequestRegisterApplication(
+                ref=self.next_ref(), application=self.name, host=self.host, pid=self.pid
+            )
+        )
+
+    def report(self, status: ApplicationStatus, mode: ExecutionMode | None = None) -> None:
+        """Send ``RequestUpdateStatus``."""
+        self.status = status
+        self.mode = mode if mode is not None else self.mode
+        self.send(RequestUpdateStatus(status=self.status, mode=self.mode))
+
+    def heartbeat(self) -> None:
+        """Send ``RequestHeartbeat``."""
+        self.send(RequestHeartbeat())
+
+    def modes_requested(self) -> list[ExecutionMode]:
+        """Every mode the LCA asked for, in order."""
+        return [m.mode for m in self.received if isinstance(m, EventChangeExecutionMode)]
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, EventChangeExecutionMode) and self.acknowledge:
+            self.send(ResponseExecutionModeChanged(ref=message.ref, mode=message.mode))
+            if self.follow_modes:
+                self.report(self.status, message.mode)
+        elif isinstance(message, EventApplicationRegistered):
+            pass
+
+
+class ManagementClient(_Peer):
+    """A client of the SCS endpoint: requests, and the notifications it subscribed to."""
+
+    accepted = SCS_TO_CLIENT
