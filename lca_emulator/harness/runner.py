@@ -106,12 +106,11 @@ def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> Non
         elif event.action is EventAction.SWITCHOVER:
             _switchover(site, event, error)
         else:
-            assert event.section and event.option
-            assert event.value is not None
-            control.set_option(name, event.section, event.option, event.value)
+            section, option, value = event.section or "", event.option or "", event.value or ""
+            control.set_option(name, section, option, value)
             stub = site.inprocess.stubs.get(name) if site.inprocess else None
             if stub is not None and stub.running:
-                stub.set_option(event.section, event.option, event.value)
+                stub.set_option(section, option, value)
     except ControlError as e:
         error(f"line {event.line}: {event.action.value} {name} at t={event.at:g}: {e.text}")
 
