@@ -1,1 +1,180 @@
-"""pytest plugin of lca-emulator (registered through the ``pytest11`` entry point)."""
+"""pytest plugin of lca-emulator, registered through the ``pytest11`` entry point.
+
+Two things:
+
+* **Scenario files are tests.**  Every YAML file whose name matches the
+  ``lca_scenario_files`` ini patterns (default ``scenario_*.yaml scenario_*.yml``)
+  is collected as one item and run in virtual time (``--lca-mode`` to change).
+* **Fixtures for Python tests.**  ``lca_site_factory`` opens emulated sites on
+  loopback port 0 (virtual clock) and closes them after the test; ``lca_site`` is
+  one empty site.  Drive them with ``await site.run_until(t)`` and
+  ``await site.wait_for(app, status, within=...)``; talk to them with
+  :mod:`lca_emulator.testing`.
+
+Import-light on purpose: nothing here imports the reactor or Twisted at import
+time, so ``--reactor`` choices of pytest-twisted keep working.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .harness.runner import ScenarioResult
+    from .harness.scenario import Scenario
+    from .harness.site import Site
+
+DEFAULT_PATTERNS = ["scenario_*.yaml", "scenario_*.yml"]
+MODES = ("virtual", "real-time", "processes")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "lca_scenario_files",
+        type="args",
+        default=DEFAULT_PATTERNS,
+        help="glob patterns of YAML files collected as lca-emulator scenarios",
+    )
+    group = parser.getgroup("lca-emulator")
+    group.addoption(
+        "--lca-mode",
+        choices=MODES,
+        default="virtual",
+        help="how scenario files run: virtual (default), real-time or processes",
+    )
+    group.addoption(
+        "--lca-time-scale",
+        type=float,
+        default=1.0,
+        help="real seconds per scenario second for real-time and processes modes",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "lca_scenario: an item collected from an lca-emulator scenario file"
+    )
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    patterns: list[str] = parent.config.getini("lca_scenario_files")
+    if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in patterns):
+        collector: ScenarioFile = ScenarioFile.from_parent(parent, path=file_path)
+        return collector
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """A scenario file: one item (a malformed file is a collection error naming file,
+    line and key)."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from .harness.scenario import load_scenario
+        from .yamlsource import ConfigError
+
+        try:
+            scenario = load_scenario(self.path)
+        except ConfigError as e:
+            raise self.CollectError(str(e)) from None
+        item: ScenarioItem = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+        item.add_marker(pytest.mark.lca_scenario)
+        yield item
+
+
+class ScenarioFailedError(Exception):
+    """A scenario whose expectations did not all hold."""
+
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.scenario.name)
+        self.result = result
+
+
+class ScenarioItem(pytest.Item):
+    """Runs one scenario and fails with the report of ``lca-emulator run``."""
+
+    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+
+    def runtest(self) -> None:
+        import pytest_twisted
+        from twisted.internet import reactor
+        from twisted.internet.defer import ensureDeferred
+
+        from .harness.runner import run_scenario
+        from .harness.site import RunMode
+
+        mode = RunMode(self.config.getoption("--lca-mode"))
+        scale = float(self.config.getoption("--lca-time-scale"))
+        result = pytest_twisted.blockon(
+            ensureDeferred(run_scenario(self.scenario, reactor, mode=mode, time_scale=scale))
+        )
+        if not result.passed:
+            raise ScenarioFailedError(result)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, ScenarioFailedError):
+            from .harness.cli import print_result
+
+            out = io.StringIO()
+            print_result(excinfo.value.result, out)
+            return out.getvalue()
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.name}"
+
+
+SiteFactory = Callable[..., Awaitable["Site"]]
+
+
+@pytest.fixture
+def lca_site_factory() -> Iterator[SiteFactory]:
+    """Open emulated sites (virtual clock, loopback port 0); closed after the test.
+
+    ``site = await lca_site_factory(applications=[...], pairs=[HaPair(...)])``; the
+    keyword arguments are those of :class:`lca_emulator.harness.site.Site`.
+    """
+    from twisted.internet import reactor
+
+    from .harness.site import Site
+
+    sites: list[Site] = []
+
+    async def open_site(**kwargs: Any) -> Site:
+        site = Site(reactor, **kwargs)
+        sites.append(site)
+        await site.open()
+        return site
+
+    yield open_site
+
+    import pytest_twisted
+    from twisted.internet.defer import ensureDeferred
+
+    for site in sites:
+        pytest_twisted.blockon(ensureDeferred(site.close()))
+
+
+@pytest.fixture
+def lca_site(lca_site_factory: SiteFactory) -> Iterator[Site]:
+    """One open emulated site with no configured applications (virtual clock)."""
+    import pytest_twisted
+    from twisted.internet.defer import ensureDeferred
+
+    site: Site = pytest_twisted.blockon(ensureDeferred(_as_coroutine(lca_site_factory())))
+    yield site
+
+
+async def _as_coroutine(awaitable: Awaitable[Site]) -> Site:
+    return await awaitable

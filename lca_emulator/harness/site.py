@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,12 @@ from ..control import ApplicationLauncher
 from ..launchers import StubProcessLauncher
 from ..processes import ProcessLauncher
 from ..scs import HaPair
+from ..protocol.messages import ApplicationStatus, ExecutionMode
+from ..registry import ApplicationRecord
 from ..service import ManagementLayer
 from .inprocess import InProcessLauncher
 from .traffic import TrafficMonitor
+from .verdict import Timeline
 
 SETTLE_LIMIT = 30.0
 """Wall-clock seconds the loopback traffic may take to settle before a run gives up."""
@@ -138,25 +141,67 @@ class Site:
                 f"loopback traffic did not settle in {SETTLE_LIMIT:g} s: {self.monitor.describe()}"
             ) from None
 
-    async def run_until(self, when: float) -> None:
-        """Let scenario time reach ``when``, handling everything due on the way."""
+    async def run_until(self, when: float, until: Callable[[], bool] = lambda: False) -> bool:
+        """Let scenario time reach ``when``, handling everything due on the way.
+
+        Stops early, at the first settled moment where ``until()`` holds, and then
+        returns True.
+        """
         clock = self.clock
         if isinstance(clock, Clock):
             while True:
                 await self.settle()
+                if until():
+                    return True
                 due = [c.getTime() for c in clock.getDelayedCalls()]
-                step_to = min(due, default=when)
-                if step_to > when:
-                    step_to = when
+                step_to = min([*due, when])
                 clock.advance(max(0.0, step_to - clock.seconds()))
-                if step_to >= when and not [
-                    c for c in clock.getDelayedCalls() if c.getTime() <= when
-                ]:
+                if step_to >= when and all(c.getTime() > when for c in clock.getDelayedCalls()):
                     await self.settle()
-                    return
-        remaining = when - clock.seconds()
-        if remaining > 0:
-            await deferLater(self.reactor, remaining * self.time_scale)
+                    return until()
+        while clock.seconds() < when:
+            if until():
+                return True
+            await deferLater(self.reactor, min(0.05, (when - clock.seconds()) * self.time_scale))
+        return until()
+
+    def record(self, application: str) -> ApplicationRecord | None:
+        """What the Management Layer knows of ``application`` now."""
+        return self.layer.registry.get(application)
+
+    def timeline(self) -> Timeline:
+        """Every status and mode each application entered so far."""
+        return Timeline(self.layer.journal)
+
+    async def wait_for(
+        self,
+        application: str,
+        status: ApplicationStatus | None = None,
+        mode: ExecutionMode | None = None,
+        *,
+        within: float,
+    ) -> float:
+        """Run until ``application`` shows ``status`` (and/or ``mode``); returns the time.
+
+        :raises AssertionError: not seen within ``within`` seconds from now, with
+            the application's observed timeline in the message.
+        """
+
+        def reached() -> bool:
+            record = self.record(application)
+            return (
+                record is not None
+                and (status is None or record.status is status)
+                and (mode is None or record.mode is mode)
+            )
+
+        if await self.run_until(self.now() + within, reached):
+            return self.now()
+        wanted = " ".join(x.value for x in (status, mode) if x is not None)
+        lines = "\n  ".join(self.timeline().lines(application)) or "(nothing observed)"
+        raise AssertionError(
+            f"{application} did not show {wanted} within {within:g} s; observed:\n  {lines}"
+        )
 
     async def close(self) -> None:
         """Stop every application and stop listening."""
