@@ -167,13 +167,13 @@ def lca_site_factory() -> Iterator[SiteFactory]:
 
 
 @pytest.fixture
-def lca_site(lca_site_factory: SiteFactory) -> Iterator[Site]:
+def lca_site(lca_site_factory: SiteFactory) -> Site:
     """One open emulated site with no configured applications (virtual clock)."""
     import pytest_twisted
     from twisted.internet.defer import ensureDeferred
 
     site: Site = pytest_twisted.blockon(ensureDeferred(_as_coroutine(lca_site_factory())))
-    yield site
+    return site
 
 
 async def _as_coroutine(awaitable: Awaitable[Site]) -> Site:

@@ -103,11 +103,24 @@ class CheckCore:
 class Checking:
     """Data of the ``checking`` state: the timeout timer lives and dies with it."""
 
-    timer: IDelayedCall
+    timer: IDelayedCall | None = None
+
+    def cancel(self) -> None:
+        """Stop the timer, whichever of its two steps is pending."""
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
 
 
 def _start_timer(inputs: CheckInputs, core: CheckCore) -> Checking:
-    return Checking(core.clock.callLater(core.timeout, inputs.timed_out))
+    data = Checking()
+
+    def deadline() -> None:
+        # A component that completes exactly at the timeout is in time: time out only
+        # after everything else due at this same instant has run.
+        data.timer = core.clock.callLater(0, inputs.timed_out)
+
+    data.timer = core.clock.callLater(core.timeout, deadline)
+    return data
 
 
 builder = TypeMachineBuilder(CheckInputs, CheckCore)
@@ -137,19 +150,19 @@ def _completed(inputs: CheckInputs, core: CheckCore, data: Checking, component: 
 
 @checking.upon(CheckInputs.all_completed).to(passed)
 def _passed(inputs: CheckInputs, core: CheckCore, data: Checking) -> None:
-    data.timer.cancel()
+    data.cancel()
     core.verdict(ApplicationStatus.RUNNING, "all internal components initialized")
 
 
 @checking.upon(CheckInputs.component_failed).to(failed)
 def _failed(inputs: CheckInputs, core: CheckCore, data: Checking, component: Component) -> None:
-    data.timer.cancel()
+    data.cancel()
     core.verdict(ApplicationStatus.SERVICE_UNAVAILABLE, f"{component.label} failed to initialize")
 
 
 @checking.upon(CheckInputs.port_unavailable).to(failed)
 def _port(inputs: CheckInputs, core: CheckCore, data: Checking, reason: str) -> None:
-    data.timer.cancel()
+    data.cancel()
     core.verdict(ApplicationStatus.SERVICE_UNAVAILABLE, f"SIP port check failed: {reason}")
 
 
@@ -164,7 +177,7 @@ def _timed_out(inputs: CheckInputs, core: CheckCore, data: Checking) -> None:
 
 @checking.upon(CheckInputs.abandon).to(abandoned)
 def _abandon(inputs: CheckInputs, core: CheckCore, data: Checking) -> None:
-    data.timer.cancel()
+    data.cancel()
 
 
 # Once decided, late outcomes change nothing: the verdict holds until restart.

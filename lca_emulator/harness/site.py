@@ -32,9 +32,9 @@ from ..clock import ScaledClock
 from ..control import ApplicationLauncher
 from ..launchers import StubProcessLauncher
 from ..processes import ProcessLauncher
-from ..scs import HaPair
 from ..protocol.messages import ApplicationStatus, ExecutionMode
 from ..registry import ApplicationRecord
+from ..scs import HaPair
 from ..service import ManagementLayer
 from .inprocess import InProcessLauncher
 from .traffic import TrafficMonitor
