@@ -20,8 +20,16 @@ from .verdict import Timeline, Verdict, judge_all
 
 log = Logger()
 
-REAL_TIME_TOLERANCE = 1.0
-"""Scenario seconds an ``at`` may be off by when the run is on the wall clock."""
+REAL_TIME_SLACK = 1.0
+"""Wall-clock seconds a time may be off by in a real-time run (process start-up,
+scheduling); added to one scenario second, see :func:`tolerance`."""
+
+
+def tolerance(mode: RunMode, time_scale: float) -> float:
+    """How far, in scenario seconds, an observed time may be from an expected one."""
+    if mode is RunMode.VIRTUAL:
+        return 0.0
+    return 1.0 + REAL_TIME_SLACK / time_scale
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,9 @@ async def run_scenario(
     finally:
         await site.close()
     timeline = Timeline(journal)
-    tolerance = 0.0 if mode is RunMode.VIRTUAL else REAL_TIME_TOLERANCE
-    verdicts = judge_all(scenario.expectations, timeline, final, tolerance=tolerance)
+    verdicts = judge_all(
+        scenario.expectations, timeline, final, tolerance=tolerance(mode, time_scale)
+    )
     return ScenarioResult(
         scenario,
         mode,

@@ -14,6 +14,11 @@ from ..registry import ApplicationRecord, JournalEntry, JournalEvent
 from ..yamlsource import format_number
 from .scenario import Expectation, ExpectationKind
 
+def _time(seconds: float) -> str:
+    """A time for reports: whole seconds as ``60``, wall-clock times to the millisecond."""
+    return format_number(round(seconds, 3))
+
+
 DEFAULT_TOLERANCE = 0.0
 """How far (scenario seconds) an ``at`` may be off; 0 in virtual time."""
 
@@ -67,14 +72,14 @@ class Timeline:
     def describe(self, application: str) -> str:
         """A one-line summary: ``INITIALIZING@0 -> SERVICE_UNAVAILABLE@60``."""
         return (
-            " -> ".join(f"{c.value}@{format_number(c.time)}" for c in self.changes(application))
+            " -> ".join(f"{c.value}@{_time(c.time)}" for c in self.changes(application))
             or "(nothing observed)"
         )
 
     def lines(self, application: str) -> list[str]:
         """The journal of ``application`` as readable lines."""
         return [
-            f"t={format_number(e.time):>7}  {e.event.value:<18} {e.status.value:<19} "
+            f"t={_time(e.time):>7}  {e.event.value:<18} {e.status.value:<19} "
             f"{e.mode.value:<8} {e.detail}".rstrip()
             for e in self.entries
             if e.application == application
@@ -118,7 +123,7 @@ def judge(
     if kind is ExpectationKind.NEVER:
         if first is None:
             return Verdict(expectation, True, f"never {wanted}")
-        return Verdict(expectation, False, f"{wanted} at t={format_number(first.time)}")
+        return Verdict(expectation, False, f"{wanted} at t={_time(first.time)}")
 
     assert expectation.time is not None
     limit = expectation.time
@@ -126,15 +131,15 @@ def judge(
         if first is None:
             return Verdict(expectation, False, f"no {wanted} ({timeline.describe(app)})")
         passed = first.time <= limit + tolerance
-        return Verdict(expectation, passed, f"{wanted} first at t={format_number(first.time)}")
+        return Verdict(expectation, passed, f"{wanted} first at t={_time(first.time)}")
 
     # AT: entered at exactly that time (within the tolerance of a real-time run)
     entered = [c for c in timeline.changes(app, mode=is_mode) if c.value == wanted]
     hit = [c for c in entered if abs(c.time - limit) <= tolerance]
     if hit:
-        return Verdict(expectation, True, f"{wanted} at t={format_number(hit[0].time)}")
+        return Verdict(expectation, True, f"{wanted} at t={_time(hit[0].time)}")
     if entered:
-        times = ", ".join(f"t={format_number(c.time)}" for c in entered)
+        times = ", ".join(f"t={_time(c.time)}" for c in entered)
         return Verdict(expectation, False, f"{wanted} at {times}")
     return Verdict(expectation, False, f"no {wanted} ({timeline.describe(app)})")
 
@@ -144,7 +149,7 @@ def _judge_event(
 ) -> Verdict:
     """A journal event (such as ``switchover-refused``) happened, or never did."""
     seen = timeline.occurrences(expectation.application, event)
-    times = ", ".join(f"t={format_number(c.time)}" for c in seen)
+    times = ", ".join(f"t={_time(c.time)}" for c in seen)
     observed = f"{event.value} at {times}" if seen else f"no {event.value}"
     if expectation.kind is ExpectationKind.NEVER:
         return Verdict(expectation, not seen, observed)
