@@ -71,10 +71,16 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     elif args.real_time:
         mode = RunMode.REAL_TIME
     results = _run_all(scenarios, mode, args.time_scale, out, quiet=args.quiet)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results_document(results), indent=2) + "\n")
-    if args.timeline:
-        write_timelines(results, Path(args.timeline))
+    try:
+        if args.json:
+            path = Path(args.json)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(results_document(results), indent=2) + "\n")
+        if args.timeline:
+            write_timelines(results, Path(args.timeline))
+    except OSError as e:
+        print(f"lca-emulator: cannot write results: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_PASSED if all(r.passed for r in results) else EXIT_FAILED
 
 

@@ -1,0 +1,135 @@
+"""``lca-emulator run`` and ``sipserver-stub`` as a user runs them: real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+SCENARIO = """\
+name: failed T-Controller
+duration: 120
+applications:
+  - {application: SIPS_A, host: host-a, mode: primary}
+  - application: SIPS_B
+    host: host-b
+    mode: backup
+    options: {TServer: {backup-init-check: true}}
+    components: {t-controller: {result: fail, after: 5}}
+ha-pairs:
+  - {primary: SIPS_A, backup: SIPS_B}
+events:
+  - {at: 60, kill: SIPS_A}
+expect:
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, at: 5}
+  - {application: SIPS_B, event: switchover-refused, at: 60}
+  - {application: SIPS_B, never: PRIMARY}
+"""
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run one of the console scripts and capture its output."""
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    """A passing scenario file."""
+    path = tmp_path / "scenario_ok.yaml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def test_passing_scenario_exits_0(scenario: Path) -> None:
+    """All expectations hold: one PASS row per scenario, a summary, exit 0."""
+    result = run("lca-emulator", "run", str(scenario), cwd=scenario.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS  failed T-Controller  [3/3 expectations" in result.stdout
+    assert "1 scenarios: 1 passed, 0 failed" in result.stdout
+
+
+def test_wrong_expectation_exits_1_with_timeline(scenario: Path) -> None:
+    """A wrong expectation fails with exit 1 and prints the observed timeline."""
+    scenario.write_text(
+        SCENARIO.replace("status: SERVICE_UNAVAILABLE, at: 5", "status: RUNNING, within: 30")
+    )
+    result = run("lca-emulator", "run", str(scenario), cwd=scenario.parent)
+    assert result.returncode == 1
+    out = result.stdout
+    assert "FAIL  failed T-Controller" in out
+    assert "MISS expected SIPS_B status RUNNING within 30s" in out
+    assert "observed no RUNNING (START_PENDING@0 -> INITIALIZING@0 -> SERVICE_UNAVAILABLE@5" in out
+    assert "observed timeline of SIPS_B:" in out
+    assert "switchover-refused" in out
+
+
+def test_malformed_scenario_exits_2_naming_file_line_key(scenario: Path) -> None:
+    """A malformed file exits 2 before anything runs, naming file, line and key path."""
+    scenario.write_text(SCENARIO.replace("host: host-b", "hots: host-b"))
+    result = run("lca-emulator", "run", str(scenario), cwd=scenario.parent)
+    assert result.returncode == 2
+    assert f"{scenario}:6: applications[1].hots: unknown key 'hots'; did you mean 'host'?" in (
+        result.stderr
+    )
+    assert result.stdout == ""
+
+
+def test_missing_path_exits_2(tmp_path: Path) -> None:
+    """A path that does not exist is bad input."""
+    result = run("lca-emulator", "run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nope.yaml" in result.stderr
+
+
+def test_json_and_timeline_outputs(scenario: Path) -> None:
+    """--json writes the verdicts; --timeline writes each journal as JSON Lines."""
+    out = scenario.parent / "out"
+    result = run(
+        "lca-emulator", "run", str(scenario), "--json", str(out / "r.json"),
+        "--timeline", str(out / "tl"), cwd=scenario.parent,
+    )  # fmt: skip
+    assert result.returncode == 0
+    doc = json.loads((out / "r.json").read_text())
+    assert doc["summary"] == {"scenarios": 1, "passed": 1, "failed": 0}
+    [entry] = doc["scenarios"]
+    assert entry["mode"] == "virtual"
+    assert [e["observed"] for e in entry["expectations"]] == [
+        "SERVICE_UNAVAILABLE at t=5",
+        "switchover-refused at t=60",
+        "never PRIMARY",
+    ]
+    lines = (out / "tl" / "failed-T-Controller.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert {"time", "application", "event", "status", "mode", "detail"} <= set(events[0])
+    refused = [e for e in events if e["event"] == "switchover-refused"]
+    assert [(e["time"], e["application"]) for e in refused] == [(60, "SIPS_B")]
+
+
+def test_folder_runs_only_scenarios(scenario: Path) -> None:
+    """A folder runs every scenario under it; fixture files beside them are skipped."""
+    (scenario.parent / "stub.yaml").write_text("application: X\nmode: primary\n")
+    result = run("lca-emulator", "run", str(scenario.parent), cwd=scenario.parent)
+    assert result.returncode == 0
+    assert "running 1 scenario(s)" in result.stdout
+
+
+def test_stub_with_bad_fixture_exits_2(tmp_path: Path) -> None:
+    """sipserver-stub rejects a bad fixture with exit 2, naming file, line and key."""
+    fixture = tmp_path / "stub.yaml"
+    fixture.write_text("application: SIPS_B\ncomponents:\n  t-controler: ok\n")
+    result = run("sipserver-stub", str(fixture), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{fixture}:3: components.t-controler: unknown" in result.stderr
+    assert "did you mean 't-controller'?" in result.stderr
