@@ -53,7 +53,9 @@ class LocalControlAgent:
 
     def factory(self) -> Factory:
         """A protocol factory for the LCA endpoint."""
-        return Factory.forProtocol(self._build_protocol)
+        factory: Factory = Factory.forProtocol(self._build_protocol)
+        factory.noisy = False  # one log line per connection is noise, not news
+        return factory
 
     def _build_protocol(self) -> Protocol:
         return JsonLinesProtocol(

@@ -43,7 +43,9 @@ class ManagementEndpoint:
 
     def factory(self) -> Factory:
         """A protocol factory for the SCS endpoint."""
-        return Factory.forProtocol(self._build_protocol)
+        factory: Factory = Factory.forProtocol(self._build_protocol)
+        factory.noisy = False  # one log line per connection is noise, not news
+        return factory
 
     def _build_protocol(self) -> Protocol:
         return JsonLinesProtocol(

@@ -1,0 +1,5 @@
+"""``python -m lca_emulator``: the same as ``lca-emulator``."""
+
+from .cli import main
+
+main()
