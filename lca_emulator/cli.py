@@ -112,6 +112,13 @@ def serve(args: argparse.Namespace) -> None:
     from .processes import ProcessLauncher
     from .service import ListeningAddresses, ManagementLayer
 
+    try:
+        lca_endpoint = serverFromString(reactor, args.lca)
+        scs_endpoint = serverFromString(reactor, args.scs)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"lca-emulator: --lca/--scs must be server endpoints: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
     workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
 
     async def run(_reactor: object) -> None:
@@ -132,9 +139,7 @@ def serve(args: argparse.Namespace) -> None:
             grace=args.grace,
         )
         try:
-            ports = await layer.listen(
-                serverFromString(reactor, args.lca), serverFromString(reactor, args.scs)
-            )
+            ports = await layer.listen(lca_endpoint, scs_endpoint)
         except Exception as e:
             print(f"lca-emulator: cannot listen: {e}", file=sys.stderr)
             raise SystemExit(1) from None

@@ -67,10 +67,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     from twisted.internet import reactor
     from twisted.internet.task import react
 
+    try:
+        lca = clientFromString(reactor, args.lca)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"sipserver-stub: --lca {args.lca!r} is not a client endpoint: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
     occupied: OccupiedPort | None = None
     if fixture.sip_port_state is SipPortState.IN_USE:
-        occupied = OccupiedPort(fixture.sip_port)
-        fixture = dataclasses.replace(fixture, sip_port=occupied.port)
+        try:
+            occupied = OccupiedPort(fixture.sip_port)
+        except OSError as e:
+            print(
+                f"sipserver-stub: SIP port {fixture.sip_port} is already taken ({e}); "
+                "it stays in use as the fixture asks",
+                file=sys.stderr,
+            )
+        else:
+            fixture = dataclasses.replace(fixture, sip_port=occupied.port)
 
     def run(_reactor: object) -> Deferred[None]:
         globalLogBeginner.beginLoggingTo(
@@ -84,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stub = SipServerStub(
             fixture,
             clock=clock,
-            lca=clientFromString(reactor, args.lca),
+            lca=lca,
             probe=SipPortProbe(reactor),
             pid=os.getpid(),
         )

@@ -20,7 +20,7 @@ from .verdict import Timeline, Verdict, judge_all
 
 log = Logger()
 
-REAL_TIME_SLACK = 1.0
+REAL_TIME_SLACK = 2.0
 """Wall-clock seconds a time may be off by in a real-time run (process start-up,
 scheduling); added to one scenario second, see :func:`tolerance`."""
 

@@ -14,6 +14,7 @@ from ..registry import ApplicationRecord, JournalEntry, JournalEvent
 from ..yamlsource import format_number
 from .scenario import Expectation, ExpectationKind
 
+
 def _time(seconds: float) -> str:
     """A time for reports: whole seconds as ``60``, wall-clock times to the millisecond."""
     return format_number(round(seconds, 3))
