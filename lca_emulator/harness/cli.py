@@ -151,6 +151,8 @@ def print_result(result: ScenarioResult, out: TextIO, *, quiet: bool = False) ->
     )
     for error in result.errors:
         print(f"      error: {error}", file=out)
+    for note in result.notes:
+        print(f"      note: {note}", file=out)
     for v in result.verdicts:
         mark = "ok  " if v.passed else "MISS"
         print(f"  {mark} expected {v.expectation.text:<48} observed {v.observed}", file=out)
@@ -178,6 +180,7 @@ def results_document(results: Sequence[ScenarioResult]) -> dict[str, Any]:
                 "passed": r.passed,
                 "wall_seconds": round(r.wall_seconds, 4),
                 "errors": list(r.errors),
+                "notes": list(r.notes),
                 "expectations": [
                     {
                         "expected": v.expectation.text,

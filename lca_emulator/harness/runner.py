@@ -42,6 +42,8 @@ class ScenarioResult:
     journal: tuple[JournalEntry, ...]
     errors: tuple[str, ...] = ()
     wall_seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+    """What the stubs' servers would log about their options (a typo is ignored there)."""
     timeline: Timeline = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,11 @@ async def run_scenario(
     verdicts = judge_all(
         scenario.expectations, timeline, final, tolerance=tolerance(mode, time_scale)
     )
+    notes = tuple(
+        f"{app.application}: {problem}"
+        for app in scenario.applications
+        for problem in app.tserver_options()[1]
+    )
     return ScenarioResult(
         scenario,
         mode,
@@ -96,6 +103,7 @@ async def run_scenario(
         journal,
         tuple(errors),
         wall_seconds=time.monotonic() - started,
+        notes=notes,
     )
 
 
