@@ -12,7 +12,8 @@ States:
     ``primary`` holds the primary role and is healthy.
 ``FAILED``
     The primary failed and no backup could take over; ``primary`` names the
-    member that held the role (``holding`` tells whether it is still connected).
+    member that held the role (``holding``: whether it still holds it, connected or back
+    from a hang).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class InputKind(enum.StrEnum):
     REGISTERED = "registered"
     STATUS = "status"
     LOST = "lost"
+    RECOVERED = "recovered"
+    """A member that was hung (silent past its heartbeat) spoke again."""
     SWITCHOVER_REQUESTED = "switchover-requested"
 
 
@@ -243,6 +246,14 @@ def _active_registered(
     return m.current, Decision((AssignMode(event.member, mode),), "R1")
 
 
+def _active_recovered(
+    m: HaPairMachine, event: PairInput, members: Members
+) -> tuple[PairMachineState, Decision]:
+    """R1: a member back from a hang is told its role again; it may still believe it is
+    the primary it was before the switchover, and nobody told it otherwise."""
+    return _active_registered(m, event, members)
+
+
 def _active_status(
     m: HaPairMachine, event: PairInput, members: Members
 ) -> tuple[PairMachineState, Decision]:
@@ -311,6 +322,19 @@ def _failed_status(
     return PairMachineState(PairState.ACTIVE, event.member), Decision(tuple(actions), "R8")
 
 
+def _failed_recovered(
+    m: HaPairMachine, event: PairInput, members: Members
+) -> tuple[PairMachineState, Decision]:
+    """R8 when the member back from a hang is RUNNING.  Otherwise (R7) the failed primary
+    holds the role again, and the other member is told BACKUP: either may still believe
+    it is the primary, and only one may."""
+    if m._ready(members, event.member):
+        return _failed_status(m, event, members)
+    if event.member == m.current.primary:
+        return replace(m.current, holding=True), Decision()
+    return m.current, Decision((AssignMode(event.member, ExecutionMode.BACKUP),), "R7")
+
+
 def _failed_lost(
     m: HaPairMachine, event: PairInput, members: Members
 ) -> tuple[PairMachineState, Decision]:
@@ -336,14 +360,17 @@ _RULES: dict[tuple[PairState, InputKind], Rule] = {
     (PairState.WAITING, InputKind.REGISTERED): _waiting_registered,
     (PairState.WAITING, InputKind.LOST): _waiting_lost,
     (PairState.WAITING, InputKind.STATUS): _waiting_status,
+    (PairState.WAITING, InputKind.RECOVERED): _waiting_status,
     (PairState.WAITING, InputKind.SWITCHOVER_REQUESTED): _refuse_without_primary,
     (PairState.ACTIVE, InputKind.REGISTERED): _active_registered,
     (PairState.ACTIVE, InputKind.STATUS): _active_status,
     (PairState.ACTIVE, InputKind.LOST): _active_lost,
+    (PairState.ACTIVE, InputKind.RECOVERED): _active_recovered,
     (PairState.ACTIVE, InputKind.SWITCHOVER_REQUESTED): _active_switchover,
     (PairState.FAILED, InputKind.REGISTERED): _failed_registered,
     (PairState.FAILED, InputKind.STATUS): _failed_status,
     (PairState.FAILED, InputKind.LOST): _failed_lost,
+    (PairState.FAILED, InputKind.RECOVERED): _failed_recovered,
     (PairState.FAILED, InputKind.SWITCHOVER_REQUESTED): _refuse_without_primary,
 }
 """The whole machine: every (state, input) pair that does something.  Any other

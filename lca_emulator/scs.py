@@ -119,9 +119,10 @@ class SolutionControlServer:
             self._feed(entry, PairInput(InputKind.REGISTERED, after.name))
         elif event in _LOSS_EVENTS and (before.up or before.status is not after.status):
             self._feed(entry, PairInput(InputKind.LOST, after.name, _LOSS_EVENTS[event]))
+        elif event is JournalEvent.RECOVERED:
+            self._feed(entry, PairInput(InputKind.RECOVERED, after.name))
         elif after.status is not before.status and event in (
             JournalEvent.STATUS,
-            JournalEvent.RECOVERED,
             JournalEvent.START_FAILED,
         ):
             kind = InputKind.LOST if event is JournalEvent.START_FAILED else InputKind.STATUS
