@@ -13,19 +13,10 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
+from .clock import positive_float
 from .yamlsource import ConfigError
 
 log = Logger()
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,20 +43,20 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="applications to start and HA pairs (YAML)")
     serve.add_argument(
         "--heartbeat",
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
         help="treat an application silent for this long as hung (default: off)",
     )
     serve.add_argument(
         "--grace",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="SECONDS",
         help="time to exit after EXITING before a signal is sent (default: %(default)s)",
     )
     serve.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="F",
         help="passed to the stubs it starts: multiply their delays by F",

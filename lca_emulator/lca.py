@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .protocol.framing import JsonLinesProtocol, MessageSender, TrafficObserver
+from .protocol.framing import MessageSender, TrafficObserver, server_factory
 from .protocol.messages import (
     APPLICATION_TO_LCA,
     ApplicationStatus,
@@ -53,14 +53,7 @@ class LocalControlAgent:
 
     def factory(self) -> Factory:
         """A protocol factory for the LCA endpoint."""
-        factory: Factory = Factory.forProtocol(self._build_protocol)
-        factory.noisy = False  # one log line per connection is noise, not news
-        return factory
-
-    def _build_protocol(self) -> Protocol:
-        return JsonLinesProtocol(
-            ApplicationSession(self), APPLICATION_TO_LCA, answer_errors=True, observer=self.observer
-        )
+        return server_factory(lambda: ApplicationSession(self), APPLICATION_TO_LCA, self.observer)
 
     def next_ref(self) -> int:
         """A fresh reference number for a request the LCA sends."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from .control import ApplicationControl, ControlError
-from .protocol.framing import JsonLinesProtocol, MessageSender, TrafficObserver
+from .protocol.framing import MessageSender, TrafficObserver, server_factory
 from .protocol.messages import (
     CLIENT_TO_SCS,
     ErrorCode,
@@ -43,14 +43,7 @@ class ManagementEndpoint:
 
     def factory(self) -> Factory:
         """A protocol factory for the SCS endpoint."""
-        factory: Factory = Factory.forProtocol(self._build_protocol)
-        factory.noisy = False  # one log line per connection is noise, not news
-        return factory
-
-    def _build_protocol(self) -> Protocol:
-        return JsonLinesProtocol(
-            ManagementSession(self), CLIENT_TO_SCS, answer_errors=True, observer=self.observer
-        )
+        return server_factory(lambda: ManagementSession(self), CLIENT_TO_SCS, self.observer)
 
 
 class ManagementSession:

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from lca_emulator.clock import ScaledClock
+from lca_emulator.clock import ScaledClock, positive_float
 from lca_emulator.yamlsource import ConfigError
 
 from .fixture import SipPortState, load_fixture
@@ -37,22 +37,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="F",
         help="multiply every delay and timeout by F (0.01: a 60 s timeout takes 0.6 s)",
     )
     return p
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:

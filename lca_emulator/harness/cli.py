@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..clock import positive_float
 from ..yamlsource import ConfigError, format_number
 from .runner import ScenarioResult, run_scenario
 from .scenario import Scenario, discover_scenarios, load_scenario
@@ -43,7 +44,7 @@ def add_run_arguments(sub: Any) -> None:
     )
     run.add_argument(
         "--time-scale",
-        type=float,
+        type=positive_float,
         default=1.0,
         metavar="F",
         help="with --real-time/--processes: real seconds per scenario second (default 1)",
@@ -54,9 +55,6 @@ def add_run_arguments(sub: Any) -> None:
 def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``lca-emulator run``; returns the exit code."""
     out = out if out is not None else sys.stdout
-    if not args.time_scale > 0:
-        print("lca-emulator: --time-scale must be greater than 0", file=sys.stderr)
-        return EXIT_BAD_INPUT
     scenarios, problems = load_all(args.paths)
     if problems:
         for problem in problems:

@@ -7,10 +7,11 @@ JSON object at all), and forwards every valid message to its controller.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IAddress, ITCPTransport
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
@@ -179,3 +180,19 @@ class JsonLinesProtocol(LineOnlyReceiver):
             self.send(EventError(code=error.code, text=error.text, ref=error.ref))
         if isinstance(error, FramingError):
             self.disconnect()
+
+
+def server_factory(
+    new_controller: Callable[[], ConnectionController],
+    accepted: Sequence[type[Message]],
+    observer: TrafficObserver | None = None,
+) -> Factory:
+    """A listening factory: one :class:`JsonLinesProtocol` and one fresh controller per
+    connection, answering undecodable lines with ``EventError``."""
+
+    def build() -> JsonLinesProtocol:
+        return JsonLinesProtocol(new_controller(), accepted, answer_errors=True, observer=observer)
+
+    factory: Factory = Factory.forProtocol(build)
+    factory.noisy = False  # a log line per connection is noise, not news
+    return factory
