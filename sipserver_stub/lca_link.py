@@ -34,6 +34,11 @@ from lca_emulator.protocol.messages import (
 
 log = Logger()
 
+def _no_jitter() -> float:
+    """Reconnect delays without randomness, so virtual-time runs repeat exactly."""
+    return 0.0
+
+
 ModeHandler = Callable[[ExecutionMode], None]
 """Called when the LCA changes the stub's mode, after the change is acknowledged."""
 
@@ -65,7 +70,7 @@ class LcaLink:
         self._service = ClientService(
             endpoint,
             Factory.forProtocol(self._build_protocol),
-            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=5.0),
+            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=5.0, jitter=_no_jitter),
             clock=clock,
         )
 
