@@ -67,9 +67,11 @@ class LcaLink:
         self.mode = ExecutionMode.UNKNOWN
         self.session: LcaSession | None = None
         self._refs = itertools.count(1)
+        factory: Factory = Factory.forProtocol(self._build_protocol)
+        factory.noisy = False
         self._service = ClientService(
             endpoint,
-            Factory.forProtocol(self._build_protocol),
+            factory,
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=5.0, jitter=_no_jitter),
             clock=clock,
         )

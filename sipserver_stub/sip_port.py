@@ -23,6 +23,7 @@ class SipPortProbe:
         try:
             factory = ServerFactory()
             factory.protocol = Protocol
+            factory.noisy = False
             listening = self.reactor.listenTCP(port, factory, interface=self.interface)
         except CannotListenError as e:
             return f"cannot open SIP port {self.interface}:{port}: {e.socketError}"
