@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .control import ApplicationControl, ControlError
@@ -16,6 +17,7 @@ from .protocol.messages import (
     EventOk,
     Message,
     RequestGetApplicationInfo,
+    RequestRestartApplication,
     RequestStartApplication,
     RequestStopApplication,
     RequestSubscribe,
@@ -23,6 +25,8 @@ from .protocol.messages import (
 )
 from .registry import ApplicationRecord, ApplicationRegistry, JournalEvent
 from .scs import SolutionControlServer, SwitchoverNotice, SwitchoverRefusedError
+
+log = Logger()
 
 
 class ManagementEndpoint:
@@ -78,7 +82,10 @@ class ManagementSession:
                 self.send(record.info(ref=message.ref))
         elif isinstance(message, RequestSubscribe):
             self._subscribe(message.ref)
-        elif isinstance(message, RequestStartApplication | RequestStopApplication):
+        elif isinstance(
+            message,
+            RequestStartApplication | RequestStopApplication | RequestRestartApplication,
+        ):
             self._control(message)
         elif isinstance(message, RequestSwitchover):
             self._switchover(message)
@@ -108,13 +115,20 @@ class ManagementSession:
     def _switchover_notice(self, notice: SwitchoverNotice) -> None:
         self.send(notice)
 
-    def _control(self, message: RequestStartApplication | RequestStopApplication) -> None:
+    def _control(
+        self,
+        message: RequestStartApplication | RequestStopApplication | RequestRestartApplication,
+    ) -> None:
         control = self.endpoint.control
         try:
             if isinstance(message, RequestStartApplication):
                 control.start(message.application)
-            else:
+            elif isinstance(message, RequestStopApplication):
                 control.stop(message.application)
+            else:
+                control.restart(message.application).addErrback(
+                    lambda f: log.failure("restart of {app}", f, app=message.application)
+                )
         except ControlError as e:
             self.send(EventError(code=e.code, text=e.text, ref=message.ref))
             return

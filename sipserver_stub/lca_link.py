@@ -34,6 +34,7 @@ from lca_emulator.protocol.messages import (
 
 log = Logger()
 
+
 def _no_jitter() -> float:
     """Reconnect delays without randomness, so virtual-time runs repeat exactly."""
     return 0.0

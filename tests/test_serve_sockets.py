@@ -449,7 +449,8 @@ BAD_INPUTS = {
         False,
         ref=9,
         text="unknown message 'RequestKillApplication' on this endpoint; expected one of: "
-        "RequestGetApplicationInfo, RequestStartApplication, RequestStopApplication, "
+        "RequestGetApplicationInfo, RequestRestartApplication, RequestStartApplication, "
+        "RequestStopApplication, "
         "RequestSubscribe, RequestSwitchover",
     ),
     "scs-ref-as-string": BadInput(

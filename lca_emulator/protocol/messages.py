@@ -183,6 +183,15 @@ class RequestStopApplication(Message):
 
 
 @dataclass(frozen=True)
+class RequestRestartApplication(Message):
+    """Stop a configured application gracefully, then start it again (an extension)."""
+
+    MESSAGE: ClassVar[str] = "RequestRestartApplication"
+    ref: int
+    application: str
+
+
+@dataclass(frozen=True)
 class RequestSwitchover(Message):
     """Ask SCS to make the backup of ``application``'s pair primary."""
 
@@ -239,6 +248,7 @@ CLIENT_TO_SCS: tuple[type[Message], ...] = (
     RequestSubscribe,
     RequestStartApplication,
     RequestStopApplication,
+    RequestRestartApplication,
     RequestSwitchover,
 )
 SCS_TO_CLIENT: tuple[type[Message], ...] = (

@@ -1,0 +1,91 @@
+"""RequestRestartApplication (our extension): a graceful stop, then a start that reads
+the options changed since; over loopback on the virtual clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec
+
+import pytest_twisted
+from twisted.internet import reactor
+from wireschema import assert_valid_wire
+
+from lca_emulator.harness.site import Site
+from lca_emulator.protocol.codec import encode
+from lca_emulator.protocol.messages import (
+    ApplicationStatus,
+    ErrorCode,
+    EventError,
+    EventOk,
+    ExecutionMode,
+    RequestRestartApplication,
+)
+from lca_emulator.registry import JournalEvent
+from lca_emulator.testing import ManagementClient, ScriptedApplication
+from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult, StubFixture
+
+P = ParamSpec("P")
+SiteFactory = Callable[..., Coroutine[Any, Any, Site]]
+
+
+def reactor_test(
+    test: Callable[P, Coroutine[Any, Any, None]],
+) -> Callable[P, Coroutine[Any, Any, None]]:
+    """Run an async test on pytest-twisted's reactor (a typed ensureDeferred)."""
+    marked: Callable[P, Coroutine[Any, Any, None]] = pytest_twisted.ensureDeferred(test)
+    return marked
+
+
+BACKUP = StubFixture(
+    application="SIPS_B",
+    mode=ExecutionMode.BACKUP,
+    options={"TServer": {"backup-init-check": "true"}},
+    components={Component.T_CONTROLLER: ComponentPlan(ComponentResult.FAIL, after=5)},
+)
+
+
+async def client(site: Site) -> ManagementClient:
+    """A management client connected to the site's SCS endpoint."""
+    scs = ManagementClient(reactor, site.scs_port, monitor=site.monitor)
+    await scs.connect()
+    return scs
+
+
+@reactor_test
+async def test_restart_applies_options_changed_since(lca_site_factory: SiteFactory) -> None:
+    """A restart stops gracefully, starts again, and the new start reads the changed option."""
+    site = await lca_site_factory(applications=[BACKUP])
+    site.layer.start_all()
+    await site.wait_for("SIPS_B", ApplicationStatus.SERVICE_UNAVAILABLE, within=10)
+    site.layer.control.set_option("SIPS_B", "TServer", "backup-init-check", "false")
+    await site.run_until(30)
+    assert site.record("SIPS_B").status is ApplicationStatus.SERVICE_UNAVAILABLE  # type: ignore[union-attr]
+
+    scs = await client(site)
+    reply = await scs.request(RequestRestartApplication(ref=1, application="SIPS_B"))
+    assert reply == EventOk(ref=1)
+    assert await site.wait_for("SIPS_B", ApplicationStatus.RUNNING, within=10) == 30
+    events = [e.event for e in site.layer.journal.entries("SIPS_B") if e.time == 30]
+    assert events[:2] == [JournalEvent.STOP_REQUESTED, JournalEvent.MODE]
+    assert JournalEvent.EXITED in events
+    assert events.index(JournalEvent.EXITED) < events.index(JournalEvent.START_REQUESTED)
+    assert events[-1] is JournalEvent.STATUS
+    for message in scs.received:
+        assert_valid_wire(json.loads(encode(message)))
+
+
+@reactor_test
+async def test_restart_of_unmanaged_or_unknown_is_refused(lca_site_factory: SiteFactory) -> None:
+    """Only configured applications restart: not-managed, unknown-application otherwise."""
+    site = await lca_site_factory()
+    app = ScriptedApplication(reactor, site.lca_port, "MONITOR_1", monitor=site.monitor)
+    await app.connect()
+    await app.register()
+    scs = await client(site)
+    not_managed = await scs.request(RequestRestartApplication(ref=1, application="MONITOR_1"))
+    unknown = await scs.request(RequestRestartApplication(ref=2, application="NOPE"))
+    assert isinstance(not_managed, EventError)
+    assert not_managed.code is ErrorCode.NOT_MANAGED
+    assert isinstance(unknown, EventError)
+    assert unknown.code is ErrorCode.UNKNOWN_APPLICATION
