@@ -122,3 +122,10 @@ def test_plugin_import_does_not_install_a_reactor() -> None:
         "sys.exit('twisted.internet.reactor' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_processes_mode_runs_stub_processes(pytester: pytest.Pytester) -> None:
+    """--lca-mode processes runs the same file with sipserver-stub child processes."""
+    write(pytester, "scenario_backup.yaml", PASSING.replace("duration: 120", "duration: 40"))
+    result = pytester.runpytest_subprocess("--lca-mode", "processes", "--lca-time-scale", "0.05")
+    result.assert_outcomes(passed=1)

@@ -133,3 +133,42 @@ def test_stub_with_bad_fixture_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{fixture}:3: components.t-controler: unknown" in result.stderr
     assert "did you mean 't-controller'?" in result.stderr
+
+
+SHORT = """\
+name: short rehearsal
+duration: 40
+applications:
+  - {application: SIPS_A, host: host-a, mode: primary}
+  - application: SIPS_B
+    host: host-b
+    mode: backup
+    options: {TServer: {backup-init-check: true}}
+    components: {t-controller: {result: fail, after: 5}}
+ha-pairs:
+  - {primary: SIPS_A, backup: SIPS_B}
+events:
+  - {at: 20, kill: SIPS_A}
+expect:
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, within: 40}
+  - {application: SIPS_B, event: switchover-refused, within: 40}
+  - {application: SIPS_B, never: PRIMARY}
+  - {application: SIPS_A, status: STOPPED, at-end: true}
+"""
+
+
+@pytest.mark.parametrize(
+    "flags", [["--real-time"], ["--processes"]], ids=["real-time", "processes"]
+)
+def test_same_file_runs_on_the_wall_clock(tmp_path: Path, flags: list[str]) -> None:
+    """--real-time (stubs in-process) and --processes (stub processes) run the same file."""
+    path = tmp_path / "scenario_short.yaml"
+    path.write_text(SHORT)
+    out = tmp_path / "r.json"
+    args = ["lca-emulator", "run", str(path), *flags, "--time-scale", "0.05", "--json", str(out)]
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wall clock x0.05" in result.stdout
+    [entry] = json.loads(out.read_text())["scenarios"]
+    assert entry["mode"] == flags[0].removeprefix("--")
+    assert entry["passed"]
