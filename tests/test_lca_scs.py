@@ -10,13 +10,13 @@ a double receives is checked against the published JSON Schema.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec
+from typing import Any
 
 import pytest
-import pytest_twisted
+from reactortest import reactor_test
 from twisted.internet.defer import Deferred, succeed
 from wireschema import assert_valid_wire
 
@@ -50,8 +50,6 @@ from lca_emulator.scs import HaPair
 from lca_emulator.testing import ManagementClient, ScriptedApplication
 from sipserver_stub.fixture import StubFixture
 
-P = ParamSpec("P")
-
 A = "SIPS_A"
 B = "SIPS_B"
 PAIR = HaPair(A, B)
@@ -66,14 +64,6 @@ BACKUP = ExecutionMode.BACKUP
 
 CLOSE_TIMEOUT = 5.0
 """Wall-clock seconds a test double may take to see its connection close."""
-
-
-def reactor_test(
-    test: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, Coroutine[Any, Any, None]]:
-    """Run an async test on the reactor pytest-twisted runs (a typed ensureDeferred)."""
-    marked: Callable[P, Coroutine[Any, Any, None]] = pytest_twisted.ensureDeferred(test)
-    return marked
 
 
 def wire(message: Message) -> dict[str, Any]:

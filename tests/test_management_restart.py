@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec
+from typing import Any
 
-import pytest_twisted
+from reactortest import reactor_test
 from twisted.internet import reactor
 from wireschema import assert_valid_wire
 
@@ -25,16 +25,7 @@ from lca_emulator.registry import JournalEvent
 from lca_emulator.testing import ManagementClient, ScriptedApplication
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult, StubFixture
 
-P = ParamSpec("P")
 SiteFactory = Callable[..., Coroutine[Any, Any, Site]]
-
-
-def reactor_test(
-    test: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, Coroutine[Any, Any, None]]:
-    """Run an async test on pytest-twisted's reactor (a typed ensureDeferred)."""
-    marked: Callable[P, Coroutine[Any, Any, None]] = pytest_twisted.ensureDeferred(test)
-    return marked
 
 
 BACKUP = StubFixture(

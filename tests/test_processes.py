@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AnyStr, ParamSpec, cast
+from typing import Any, AnyStr, cast
 
 import pytest
-import pytest_twisted
+from reactortest import reactor_test
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import (
@@ -31,7 +31,6 @@ from lca_emulator.processes import (
     ProcessStartError,
 )
 
-P = ParamSpec("P")
 PYTHON = sys.executable
 
 
@@ -452,14 +451,6 @@ def test_describe(outcome: ProcessExit, text: str) -> None:
 TIMEOUT = 5.0
 
 
-def real_reactor_test(
-    test: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, Coroutine[Any, Any, None]]:
-    """Run an async test on the reactor pytest-twisted runs (a typed ensureDeferred)."""
-    marked: Callable[P, Coroutine[Any, Any, None]] = pytest_twisted.ensureDeferred(test)
-    return marked
-
-
 @dataclass
 class RealReactor:
     launcher: ProcessLauncher
@@ -481,7 +472,7 @@ def python(code: str) -> ProcessSpec:
     return ProcessSpec(argv=(PYTHON, "-c", code))
 
 
-@real_reactor_test
+@reactor_test
 async def test_real_exit_code(real: RealReactor) -> None:
     """A real child's exit code is reported."""
     child = real.launcher.start("exit3", python("raise SystemExit(3)"))
@@ -490,7 +481,7 @@ async def test_real_exit_code(real: RealReactor) -> None:
     assert outcome == ProcessExit(code=3, signal=None)
 
 
-@real_reactor_test
+@reactor_test
 async def test_real_output(real: RealReactor, logs: LogWatcher) -> None:
     """A real child's stdout and stderr lines, and its last partial line, are logged."""
     code = "import sys; print('hello'); print('oops', file=sys.stderr); print('tail', end='')"
@@ -500,14 +491,14 @@ async def test_real_output(real: RealReactor, logs: LogWatcher) -> None:
     assert sorted(logs.lines("talker")) == ["hello", "oops", "tail"]
 
 
-@real_reactor_test
+@reactor_test
 async def test_real_kill_after_ignored_term(real: RealReactor, logs: LogWatcher) -> None:
     """A child that ignores SIGTERM is killed with SIGKILL once the grace has run out."""
     code = (
-        "import signal, time\n"
+        "import signal\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(30)\n"
+        "signal.pause()\n"
     )
     child = real.launcher.start("stubborn", python(code))
     await logs.wait_for_line("stubborn", "ready").addTimeout(TIMEOUT, real.clock)

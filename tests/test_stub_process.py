@@ -8,13 +8,13 @@ the status the emulator received, read from its registry and journal.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, cast
+from typing import Any, cast
 
-import pytest_twisted
 import yaml
+from reactortest import reactor_test
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IReactorProcess, IReactorTime
@@ -24,8 +24,6 @@ from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_emulator.registry import ApplicationRecord, JournalEvent
 from lca_emulator.service import ManagementLayer
 from sipserver_stub.sip_port import LOOPBACK, OccupiedPort
-
-P = ParamSpec("P")
 
 TIME_SCALE = 0.01
 """Real seconds per stub second: the default 60 s timeout takes 0.6 s."""
@@ -39,14 +37,6 @@ GRACE = 2.0
 RUNNING = ApplicationStatus.RUNNING
 UNAVAILABLE = ApplicationStatus.SERVICE_UNAVAILABLE
 INITIALIZING = ApplicationStatus.INITIALIZING
-
-
-def real_reactor_test(
-    test: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, Coroutine[Any, Any, None]]:
-    """Run an async test on the reactor pytest-twisted runs (a typed ensureDeferred)."""
-    marked: Callable[P, Coroutine[Any, Any, None]] = pytest_twisted.ensureDeferred(test)
-    return marked
 
 
 class EmulatedSite:
@@ -161,7 +151,7 @@ def write_fixture(folder: Path, application: str, **fields: object) -> Path:
 CHECK_ON = {"TServer": {"backup-init-check": True}}
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_all_components_ok_is_running(tmp_path: Path) -> None:
     """A backup process whose components all complete reports RUNNING, with its own pid."""
     fixture = write_fixture(
@@ -180,7 +170,7 @@ async def test_process_all_components_ok_is_running(tmp_path: Path) -> None:
         assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_failing_component_is_service_unavailable(tmp_path: Path) -> None:
     """A backup process whose T-Controller fails reports SERVICE_UNAVAILABLE, never RUNNING."""
     fixture = write_fixture(
@@ -197,7 +187,7 @@ async def test_process_failing_component_is_service_unavailable(tmp_path: Path) 
         assert RUNNING not in site.reported("SIPS_FAIL")
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_hang_is_service_unavailable_at_the_timeout(tmp_path: Path) -> None:
     """A hanging component: INITIALIZING, then SERVICE_UNAVAILABLE no sooner than the timeout."""
     options = {"TServer": {"backup-init-check": True, "backup-init-check-timeout": 100}}
@@ -214,7 +204,7 @@ async def test_process_hang_is_service_unavailable_at_the_timeout(tmp_path: Path
         assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_port_taken_by_the_test_is_service_unavailable(tmp_path: Path) -> None:
     """A SIP port this test really occupies makes the backup SERVICE_UNAVAILABLE at once."""
     with OccupiedPort(0) as occupied:
@@ -226,7 +216,7 @@ async def test_process_port_taken_by_the_test_is_service_unavailable(tmp_path: P
             assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_port_in_use_per_fixture_is_service_unavailable(tmp_path: Path) -> None:
     """``sip-port-state: in-use``: the stub command takes the port first, then fails its probe."""
     fixture = write_fixture(
@@ -239,7 +229,7 @@ async def test_process_port_in_use_per_fixture_is_service_unavailable(tmp_path: 
         assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_busy_port_under_ip_takeover_is_running(tmp_path: Path) -> None:
     """With control-vip-scripts true the busy port is not probed: RUNNING."""
     options = {"TServer": {"backup-init-check": True, "control-vip-scripts": True}}
@@ -252,7 +242,7 @@ async def test_process_busy_port_under_ip_takeover_is_running(tmp_path: Path) ->
             assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
 
 
-@real_reactor_test
+@reactor_test
 async def test_process_check_off_is_running_despite_failures(tmp_path: Path) -> None:
     """With the check off (default) a backup with a failing component still reports RUNNING."""
     fixture = write_fixture(

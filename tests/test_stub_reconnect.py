@@ -4,26 +4,15 @@ again and re-reports its current status and mode, on the virtual clock."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec
+from typing import Any
 
-import pytest_twisted
+from reactortest import reactor_test
 
 from lca_emulator.harness.site import Site
 from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_emulator.registry import JournalEvent
 from lca_emulator.scs import HaPair
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult, StubFixture
-
-P = ParamSpec("P")
-
-
-def reactor_test(
-    test: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, Coroutine[Any, Any, None]]:
-    """Run an async test on pytest-twisted's reactor (a typed ensureDeferred)."""
-    marked: Callable[P, Coroutine[Any, Any, None]] = pytest_twisted.ensureDeferred(test)
-    return marked
-
 
 PRIMARY = StubFixture(application="SIPS_A", mode=ExecutionMode.PRIMARY, host="a")
 BACKUP = StubFixture(
