@@ -15,7 +15,7 @@ from ..clock import positive_float
 from ..yamlsource import ConfigError, format_number
 from .runner import ScenarioResult, run_scenario
 from .scenario import Scenario, discover_scenarios, load_scenario
-from .site import RunMode
+from .site import RunMode, Site
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -69,6 +69,12 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     elif args.real_time:
         mode = RunMode.REAL_TIME
     results = _run_all(scenarios, mode, args.time_scale, out, quiet=args.quiet)
+    if len(results) < len(scenarios):
+        print(
+            f"lca-emulator: interrupted: {len(results)} of {len(scenarios)} scenarios ran",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     try:
         if args.json:
             path = Path(args.json)
@@ -101,7 +107,7 @@ def _run_all(
     scenarios: list[Scenario], mode: RunMode, time_scale: float, out: TextIO, *, quiet: bool
 ) -> list[ScenarioResult]:
     from twisted.internet import reactor
-    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.defer import Deferred, ensureDeferred
     from twisted.internet.task import react
 
     results: list[ScenarioResult] = []
@@ -110,12 +116,24 @@ def _run_all(
     print(f"running {len(scenarios)} scenario(s): {clock_note}, {how}", file=out, flush=True)
     started = time.monotonic()
 
+    current: list[Site] = []
+
+    def interrupted() -> Deferred[None] | None:
+        """Ctrl-C: stop the applications of the scenario under way (child processes too)."""
+        if len(results) == len(scenarios) or not current:
+            return None
+        return ensureDeferred(current[-1].close())
+
+    reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+
     async def main(_: object) -> None:
         for scenario in scenarios:
             if mode is not RunMode.VIRTUAL:
                 real = scenario.duration * time_scale
                 print(f"  ... {scenario.name} ({format_number(real)} s)", file=out, flush=True)
-            result = await run_scenario(scenario, reactor, mode=mode, time_scale=time_scale)
+            result = await run_scenario(
+                scenario, reactor, mode=mode, time_scale=time_scale, opened=current.append
+            )
             results.append(result)
             print_result(result, out, quiet=quiet)
 

@@ -66,8 +66,10 @@ async def run_scenario(
     *,
     mode: RunMode = RunMode.VIRTUAL,
     time_scale: float = 1.0,
+    opened: Callable[[Site], object] | None = None,
 ) -> ScenarioResult:
-    """Run ``scenario`` once and judge it."""
+    """Run ``scenario`` once and judge it; ``opened`` hears of the site once it listens
+    (so an interrupted run can still stop its applications)."""
     started = time.monotonic()
     site = Site(
         reactor,
@@ -78,6 +80,8 @@ async def run_scenario(
     )
     errors: list[str] = []
     await site.open()
+    if opened is not None:
+        opened(site)
     try:
         errors.extend(site.layer.start_all())
         for event in scenario.events:
