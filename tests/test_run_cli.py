@@ -172,3 +172,48 @@ def test_same_file_runs_on_the_wall_clock(tmp_path: Path, flags: list[str]) -> N
     [entry] = json.loads(out.read_text())["scenarios"]
     assert entry["mode"] == flags[0].removeprefix("--")
     assert entry["passed"]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of processes whose command line contains ``text`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
+    """Ctrl-C during --processes stops the stubs and exits 1, saying the run was cut short."""
+    name = f"INTERRUPTED_{tmp_path.name}"
+    path = tmp_path / "scenario_long.yaml"
+    path.write_text(SHORT.replace("duration: 40", "duration: 600").replace("SIPS_A", name))
+    proc = subprocess.Popen(
+        [str(BIN / "lca-emulator"), "run", str(path), "--processes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("running 1 scenario(s)")
+        assert proc.stdout.readline().startswith("  ... short rehearsal")
+        for _ in range(400):  # until the stub process exists: up to 20 s
+            if _processes_mentioning(name):
+                break
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)  # waiting on the run itself, which must not end
+        assert _processes_mentioning(name), "the stub process never started"
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 1
+        assert "interrupted: 0 of 1 scenarios ran" in err
+        assert _processes_mentioning(name) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()

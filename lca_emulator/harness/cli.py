@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -125,6 +126,17 @@ def _run_all(
         return ensureDeferred(current[-1].close())
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+
+    # Ctrl-C stops the reactor (and so the scenario under way) from the first instant,
+    # not only once the reactor has installed its own handler.
+    def stop_if_running() -> None:
+        if reactor.running:
+            reactor.stop()
+
+    def on_ctrl_c(*_: object) -> None:
+        reactor.callFromThread(stop_if_running)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
 
     async def main(_: object) -> None:
         for scenario in scenarios:
