@@ -14,6 +14,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from .clock import positive_float
+from .signals import stop_reactor_on_interrupt
 from .yamlsource import ConfigError
 
 log = Logger()
@@ -152,6 +153,7 @@ def serve(args: argparse.Namespace) -> None:
             return d
 
         reactor.addSystemEventTrigger("before", "shutdown", shutting_down)
+        stop_reactor_on_interrupt(reactor)
         await Deferred()  # until Ctrl-C / SIGTERM stops the reactor
 
     try:

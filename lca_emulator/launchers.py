@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .processes import ChildProcess, ProcessLauncher, ProcessSpec
+from .signals import MANAGED_ENV
 
 if TYPE_CHECKING:
     from sipserver_stub.fixture import StubFixture
@@ -41,5 +42,5 @@ class StubProcessLauncher:
         path.write_text(yaml.safe_dump(fixture.to_document(), sort_keys=False), encoding="utf-8")
         argv: tuple[str, ...] = (sys.executable, "-m", "sipserver_stub", str(path))
         argv += ("--lca", self.lca, "--time-scale", repr(self.time_scale))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{MANAGED_ENV: "1"})
         return self.processes.start(fixture.application, ProcessSpec(argv=argv, env=env))

@@ -13,6 +13,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from lca_emulator.clock import ScaledClock, positive_float
+from lca_emulator.signals import ignore_interrupt_if_managed
 from lca_emulator.yamlsource import ConfigError
 
 from .fixture import SipPortState, load_fixture
@@ -76,10 +77,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             fixture = dataclasses.replace(fixture, sip_port=occupied.port)
 
+    managed = ignore_interrupt_if_managed()
+
     def run(_reactor: object) -> Deferred[None]:
         globalLogBeginner.beginLoggingTo(
             [textFileLogObserver(sys.stderr)], redirectStandardIO=False
         )
+        if managed:
+            log.info("started by the LCA: Ctrl-C is left to it (EXITING or SIGTERM stop me)")
         if occupied is not None:
             log.info(
                 "SIP port {port} is taken before start (sip-port-state: in-use)", port=occupied.port

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..clock import positive_float
+from ..signals import stop_reactor_on_interrupt
 from ..yamlsource import ConfigError, format_number
 from .runner import ScenarioResult, run_scenario
 from .scenario import Scenario, discover_scenarios, load_scenario
@@ -127,16 +127,7 @@ def _run_all(
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
 
-    # Ctrl-C stops the reactor (and so the scenario under way) from the first instant,
-    # not only once the reactor has installed its own handler.
-    def stop_if_running() -> None:
-        if reactor.running:
-            reactor.stop()
-
-    def on_ctrl_c(*_: object) -> None:
-        reactor.callFromThread(stop_if_running)  # type: ignore[attr-defined]
-
-    signal.signal(signal.SIGINT, on_ctrl_c)
+    stop_reactor_on_interrupt(reactor)
 
     async def main(_: object) -> None:
         for scenario in scenarios:

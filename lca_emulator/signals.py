@@ -1,0 +1,37 @@
+"""Signals for the command-line entry points: one clean stop, however often Ctrl-C is hit."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+MANAGED_ENV = "LCA_EMULATOR_MANAGED"
+"""Set in the environment of applications the emulated LCA starts."""
+
+
+def stop_reactor_on_interrupt(reactor: Any) -> None:
+    """Ctrl-C stops the reactor once, from the first instant: a second Ctrl-C while the
+    applications are being stopped is not an error, and none arrives before the reactor
+    has installed a handler of its own."""
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping and reactor.running:
+            stopping = True
+            reactor.stop()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        reactor.callFromThread(stop)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+
+
+def ignore_interrupt_if_managed() -> bool:
+    """In an application the LCA started, Ctrl-C on the terminal is for the LCA, which
+    then stops its applications gracefully (``EXITING``); returns whether it applied."""
+    if os.environ.get(MANAGED_ENV) != "1":
+        return False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return True
