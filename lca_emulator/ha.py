@@ -49,6 +49,8 @@ class MemberView:
     starting: bool = False
     """Started by the LCA and not yet registered (``START_PENDING``)."""
     status: ApplicationStatus = ApplicationStatus.UNKNOWN
+    hung: bool = False
+    """Registered and connected, but silent for longer than its heartbeat period."""
 
 
 class InputKind(enum.StrEnum):
@@ -154,6 +156,8 @@ class HaPairMachine:
 
     def _why_not_ready(self, members: Members, name: str) -> str:
         view = self._view(members, name)
+        if view.hung:
+            return f"backup {name} is not answering (hung)"
         if not view.up:
             return (
                 f"backup {name} is not connected"

@@ -35,10 +35,12 @@ class StubProcessLauncher:
         self.workdir = workdir
         self.lca = lca
         self.time_scale = time_scale
+        self._count = 0
 
     def launch(self, fixture: StubFixture) -> ChildProcess:
         """Write the fixture and start its stub process."""
-        path = self.workdir / f"{fixture.application}.yaml"
+        self._count += 1  # the name is any text; the file name must not be taken from it
+        path = self.workdir / f"application-{self._count}.yaml"
         path.write_text(yaml.safe_dump(fixture.to_document(), sort_keys=False), encoding="utf-8")
         argv: tuple[str, ...] = (sys.executable, "-m", "sipserver_stub", str(path))
         argv += ("--lca", self.lca, "--time-scale", repr(self.time_scale))

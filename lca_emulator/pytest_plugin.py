@@ -50,10 +50,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--lca-time-scale",
-        type=float,
+        type=_positive_float,
         default=1.0,
         help="real seconds per scenario second for real-time and processes modes",
     )
+
+
+def _positive_float(text: str) -> float:
+    from .clock import positive_float
+
+    return positive_float(text)
 
 
 def pytest_configure(config: pytest.Config) -> None:

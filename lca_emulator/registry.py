@@ -142,13 +142,19 @@ class ApplicationRegistry:
         self.journal = journal if journal is not None else StatusJournal()
         self._records: dict[str, ApplicationRecord] = {}
         self._listeners: list[RecordListener] = []
+        self._last_listeners: list[RecordListener] = []
         self._pending: list[tuple[ApplicationRecord, ApplicationRecord, JournalEvent]] = []
         self._dispatching = False
 
-    def listen(self, listener: RecordListener) -> Callable[[], None]:
-        """Call ``listener`` after every change; returns a function that stops it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+    def listen(self, listener: RecordListener, *, last: bool = False) -> Callable[[], None]:
+        """Call ``listener`` after every change; returns a function that stops it.
+
+        ``last`` listeners hear of a change after all others (the SCS, whose decisions
+        about a change must reach subscribers after the change itself).
+        """
+        group = self._last_listeners if last else self._listeners
+        group.append(listener)
+        return lambda: group.remove(listener)
 
     def get(self, name: str) -> ApplicationRecord | None:
         """The record of ``name``, if known."""
@@ -186,7 +192,7 @@ class ApplicationRegistry:
             try:
                 while self._pending:
                     change = self._pending.pop(0)
-                    for listener in list(self._listeners):
+                    for listener in [*self._listeners, *self._last_listeners]:
                         listener(*change)
             finally:
                 self._dispatching = False

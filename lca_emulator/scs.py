@@ -75,7 +75,7 @@ class SolutionControlServer:
                 if member in self._pairs:
                     raise ValueError(f"{member} is in more than one HA pair")
                 self._pairs[member] = (pair, machine)
-        registry.listen(self._record_changed)
+        registry.listen(self._record_changed, last=True)
 
     def listen(self, listener: Callable[[SwitchoverNotice], None]) -> Callable[[], None]:
         """Hear of every switchover and refusal; returns a function that stops it."""
@@ -138,6 +138,7 @@ class SolutionControlServer:
                 name=name,
                 up=record.up,
                 starting=record.status is ApplicationStatus.START_PENDING and not record.registered,
+                hung=record.hung,
                 status=record.status,
             )
         return views

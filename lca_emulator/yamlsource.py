@@ -167,6 +167,9 @@ class Node:
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             raise self.error(f"invalid value: {problem}") from exc
+        except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+            # explicit tags (!!int abc, !!timestamp foo) and huge integers fail here
+            raise self.error(f"invalid value: {_shorten(str(exc), 120)}") from exc
 
     def _expected(self, what: str) -> ConfigError:
         return self.error(f"expected {what}, got {self.describe()}")
@@ -184,6 +187,10 @@ class Node:
             raise self._expected("a string")
         if not value and not allow_empty:
             raise self.error("expected a non-empty string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.error("expected valid Unicode text (a lone surrogate escape?)") from None
         return value
 
     def as_bool(self) -> bool:
@@ -217,7 +224,10 @@ class Node:
         )
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self._expected(wanted)
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.error(f"expected {wanted}, got an integer too large") from None
         if not math.isfinite(number):
             raise self.error(f"expected a finite number, got {value}")
         if (
@@ -507,6 +517,8 @@ def parse_yaml(text: str, file: str = "<string>") -> Node:
     """Compose one YAML document with the safe loader; ``file`` is used in errors."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(file, None, "", "invalid YAML: nested too deeply") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else None

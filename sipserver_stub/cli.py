@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             fixture,
             clock=clock,
             lca=lca,
-            probe=SipPortProbe(reactor),
+            probe=SipPortProbe(),
             pid=os.getpid(),
         )
         stub.start()

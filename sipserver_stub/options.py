@@ -30,7 +30,7 @@ __all__ = [
 
 TSERVER_SECTION: Final = "TServer"
 
-_DECIMAL = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,12}")
 
 
 class OptionKind(enum.Enum):

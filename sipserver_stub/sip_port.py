@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import socket
 
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorTCP
-from twisted.internet.protocol import Protocol, ServerFactory
-
 LOOPBACK = "127.0.0.1"
 
 
 class SipPortProbe:
-    """Opens the SIP port, processes nothing, and closes it at once (``backup-sip-port-check``)."""
+    """Opens the SIP port, processes nothing, and closes it at once (``backup-sip-port-check``).
 
-    def __init__(self, reactor: IReactorTCP, interface: str = LOOPBACK) -> None:
-        self.reactor = reactor
+    A plain socket, bound and closed within the call: the port is free again before
+    anything else runs (a Twisted listening port would close only on a later turn).
+    """
+
+    def __init__(self, interface: str = LOOPBACK) -> None:
         self.interface = interface
 
     def probe(self, port: int) -> str | None:
         """Try to open ``port``; ``None`` when it opened, else why it could not."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            factory = ServerFactory()
-            factory.protocol = Protocol
-            factory.noisy = False
-            listening = self.reactor.listenTCP(port, factory, interface=self.interface)
-        except CannotListenError as e:
-            return f"cannot open SIP port {self.interface}:{port}: {e.socketError}"
-        listening.stopListening()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+            sock.bind((self.interface, port))
+            sock.listen(1)
+        except OSError as e:
+            return f"cannot open SIP port {self.interface}:{port}: {e.strerror or e}"
+        finally:
+            sock.close()
         return None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTCP, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
 from lca_emulator.protocol.framing import TrafficObserver
@@ -44,13 +44,13 @@ class SipServerStub:
         *,
         clock: IReactorTime,
         lca: IStreamClientEndpoint,
-        probe: SipPortProbe | IReactorTCP,
+        probe: SipPortProbe,
         pid: int | None = None,
         observer: TrafficObserver | None = None,
     ) -> None:
         self.fixture = fixture
         self.clock = clock
-        self.probe = probe if isinstance(probe, SipPortProbe) else SipPortProbe(probe)
+        self.probe = probe
         self.options = TServerOptions()
         self.status = ApplicationStatus.STOPPED
         self.mode = fixture.mode

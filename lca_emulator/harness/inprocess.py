@@ -140,8 +140,12 @@ class InProcessLauncher:
         """Start one stub (really occupying its SIP port first when the fixture says so)."""
         occupied = None
         if fixture.sip_port_state is SipPortState.IN_USE:
-            occupied = OccupiedPort(fixture.sip_port)
-            fixture = dataclasses.replace(fixture, sip_port=occupied.port)
+            try:
+                occupied = OccupiedPort(fixture.sip_port)
+            except OSError:
+                pass  # taken already, by someone else: in use, as the fixture asks
+            else:
+                fixture = dataclasses.replace(fixture, sip_port=occupied.port)
         endpoint: Any = TCP4ClientEndpoint(self.reactor, LOOPBACK, self.lca_port)
         if self.monitor is not None:
             endpoint = ObservedEndpoint(endpoint, self.monitor)
@@ -149,7 +153,7 @@ class InProcessLauncher:
             fixture,
             clock=self.clock,
             lca=endpoint,
-            probe=SipPortProbe(self.reactor),
+            probe=SipPortProbe(),
             observer=self.monitor,
         )
         self.stubs[fixture.application] = stub

@@ -128,10 +128,7 @@ def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> Non
             _switchover(site, event, error)
         else:
             section, option, value = event.section or "", event.option or "", event.value or ""
-            control.set_option(name, section, option, value)
-            stub = site.inprocess.stubs.get(name) if site.inprocess else None
-            if stub is not None and stub.running:
-                stub.set_option(section, option, value)
+            control.set_option(name, section, option, value)  # read at the next start
     except ControlError as e:
         error(f"line {event.line}: {event.action.value} {name} at t={event.at:g}: {e.text}")
 

@@ -214,14 +214,17 @@ def discover_scenarios(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _is_scenario(path: Path) -> bool:
-    # A file that cannot be read or parsed is kept, so that running it reports why.
+    """Every YAML file in a folder is a scenario except stub fixtures (a top-level
+    ``application`` key): a mistyped scenario is reported, never silently skipped.
+    A file that cannot be read or parsed is kept too, so that running it says why."""
     try:
         root = load_yaml(path)
         if not root.is_mapping:
             return False
-        return any(key in _SCENARIO_MARKERS for key in root.mapping())
+        keys = set(root.mapping())
     except ConfigError:
         return True
+    return bool(keys & _SCENARIO_MARKERS) or "application" not in keys
 
 
 def _applications_and_pairs(

@@ -98,6 +98,8 @@ def parse_object(line: bytes) -> dict[str, Any]:
         obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
         raise FramingError(ErrorCode.INVALID_JSON, f"line is not valid JSON: {e}") from None
+    except RecursionError:
+        raise FramingError(ErrorCode.INVALID_JSON, "line is JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise FramingError(
             ErrorCode.INVALID_JSON, f"line is JSON but not an object: {type(obj).__name__}"

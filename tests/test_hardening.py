@@ -1,0 +1,97 @@
+"""Bad or unusual input found in review: each once crashed, hung or misjudged."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from lca_emulator.ha import HaPairMachine, InputKind, MemberView, PairInput, Refusal
+from lca_emulator.harness.cli import load_all
+from lca_emulator.protocol.codec import FramingError, decode
+from lca_emulator.protocol.messages import APPLICATION_TO_LCA, ApplicationStatus, ErrorCode
+from lca_emulator.yamlsource import ConfigError, parse_yaml
+from sipserver_stub.options import parse_tserver_options
+from sipserver_stub.sip_port import SipPortProbe
+
+
+def test_probe_frees_the_port_at_once() -> None:
+    """Two probes of one free port in a row both succeed (the first closed it at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    probe = SipPortProbe()
+    assert probe.probe(port) is None
+    assert probe.probe(port) is None
+
+
+def test_probe_reports_a_taken_port() -> None:
+    """A port another socket listens on cannot be opened, and the reason says so."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        reason = SipPortProbe().probe(s.getsockname()[1])
+    assert reason is not None
+    assert "cannot open SIP port" in reason
+
+
+def test_deeply_nested_json_is_a_framing_error() -> None:
+    """A line nested deeper than the parser goes is answered as invalid JSON, not a crash."""
+    with pytest.raises(FramingError) as caught:
+        decode(b"[" * 30000, APPLICATION_TO_LCA)
+    assert caught.value.code is ErrorCode.INVALID_JSON
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("duration: !!int abc\n", "duration: invalid value"),
+        ("duration: !!float abc\n", "duration: invalid value"),
+        ("duration: 1" + "0" * 400 + "\n", "duration: expected a number"),
+        ("a: " + "[" * 3000 + "\n", "invalid YAML: nested too deeply"),
+        ('application: "\\ud800"\n', "application: expected valid Unicode text"),
+    ],
+    ids=["int-tag", "float-tag", "huge-int", "deep", "surrogate"],
+)
+def test_bad_yaml_values_are_config_errors(tmp_path: Path, text: str, problem: str) -> None:
+    """Explicit tags, huge numbers, deep nesting and bad text are errors with a place."""
+    path = tmp_path / "scenario_bad.yaml"
+    path.write_text("name: x\n" + text if "application" not in text else text)
+    if "application" in text:
+        node = parse_yaml(text, str(path))
+        with pytest.raises(ConfigError) as caught:
+            node.mapping().get_str("application")
+        assert problem in str(caught.value)
+        return
+    _, problems = load_all([str(path)])
+    assert [problem in str(p) for p in problems] == [True]
+
+
+def test_huge_option_value_falls_back() -> None:
+    """A timeout of thousands of digits is an invalid value: default 60, logged."""
+    options, log = parse_tserver_options({"backup-init-check-timeout": "9" * 5000})
+    assert options.backup_init_check_timeout == 60
+    assert "using the default 60" in log[0]
+
+
+def test_mistyped_scenario_in_a_folder_is_reported(tmp_path: Path) -> None:
+    """A scenario whose marker keys are misspelt is loaded (and rejected), not skipped."""
+    (tmp_path / "stub.yaml").write_text("application: X\n")
+    (tmp_path / "typo.yaml").write_text("durration: 10\napplications: []\n")
+    scenarios, problems = load_all([str(tmp_path)])
+    assert scenarios == []
+    assert ["durration" in str(p) for p in problems] == [True]
+
+
+def test_refusal_names_a_hung_backup() -> None:
+    """A backup that is connected but silent is refused as hung, not as disconnected."""
+    machine = HaPairMachine("A", "B")
+    running = ApplicationStatus.RUNNING
+    members = {"A": MemberView("A", up=True, status=running)}
+    machine.handle(PairInput(InputKind.REGISTERED, "A"), members)
+    members["B"] = MemberView("B", up=False, status=running, hung=True)
+    decision = machine.handle(PairInput(InputKind.LOST, "A", "exited"), members)
+    [refusal] = decision.actions
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason.endswith("backup B is not answering (hung)")
