@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from .clock import positive_float
+from .clock import ScaledClock, positive_float
 from .signals import stop_reactor_on_interrupt
 from .yamlsource import ConfigError
 
@@ -60,7 +60,9 @@ def parser() -> argparse.ArgumentParser:
         type=positive_float,
         default=1.0,
         metavar="F",
-        help="passed to the stubs it starts: multiply their delays by F",
+        help="run the emulator and the stubs it starts F times as slow (0.1: ten times "
+        "as fast); heartbeat and grace periods scale too, and times are then seconds "
+        "since start",
     )
     serve.add_argument(
         "--journal", metavar="FILE", help="write the status journal here (JSON Lines) on exit"
@@ -117,13 +119,15 @@ def serve(args: argparse.Namespace) -> None:
         globalLogBeginner.beginLoggingTo(
             [textFileLogObserver(sys.stderr)], redirectStandardIO=False
         )
+        # one clock for the emulator and its stubs, or heartbeats would be misread
+        clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
         launcher = StubProcessLauncher(
-            ProcessLauncher(reactor, reactor),
+            ProcessLauncher(reactor, clock),
             Path(workdir.name),
             time_scale=args.time_scale,
         )
         layer = ManagementLayer(
-            reactor,
+            clock,
             applications=applications,
             pairs=pairs,
             launcher=launcher,

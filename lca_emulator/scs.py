@@ -69,6 +69,7 @@ class SolutionControlServer:
         self.lca = lca
         self._pairs: dict[str, tuple[HaPair, HaPairMachine]] = {}
         self._listeners: list[Callable[[SwitchoverNotice], None]] = []
+        self._suspended = False
         for pair in pairs:
             machine = HaPairMachine(pair.primary, pair.backup)
             for member in (pair.primary, pair.backup):
@@ -81,6 +82,10 @@ class SolutionControlServer:
         """Hear of every switchover and refusal; returns a function that stops it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def suspend(self) -> None:
+        """Stop deciding: a whole site being shut down does not fail over member by member."""
+        self._suspended = True
 
     def pair_of(self, application: str) -> HaPair | None:
         """The pair ``application`` belongs to, if any."""
@@ -113,7 +118,7 @@ class SolutionControlServer:
         self, before: ApplicationRecord, after: ApplicationRecord, event: JournalEvent
     ) -> None:
         entry = self._pairs.get(after.name)
-        if entry is None:
+        if entry is None or self._suspended:
             return
         if event is JournalEvent.REGISTERED:
             self._feed(entry, PairInput(InputKind.REGISTERED, after.name))

@@ -90,7 +90,8 @@ class ManagementLayer:
         return errors
 
     def shutdown(self) -> Deferred[object]:
-        """Stop every application, then stop listening."""
+        """Stop every application (the SCS no longer fails over), then stop listening."""
+        self.scs.suspend()
         d: Deferred[object] = self.control.stop_all()  # type: ignore[assignment]
 
         def close_ports(_: object) -> Deferred[object]:
