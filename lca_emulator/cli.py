@@ -142,10 +142,7 @@ def serve(args: argparse.Namespace) -> None:
         lca_at = ListeningAddresses.describe(ports.lca)
         print(f"LCA listening on {lca_at}", flush=True)
         print(f"SCS listening on {ListeningAddresses.describe(ports.scs)}", flush=True)
-        lca_host, lca_port = lca_at.rsplit(":", 1)
-        if lca_host in ("0.0.0.0", "::", ""):
-            lca_host = "127.0.0.1"
-        launcher.lca = f"tcp:{lca_host}:{lca_port}"
+        launcher.lca = ListeningAddresses.client_endpoint(ports.lca)
         for error in layer.start_all():
             log.error("{error}", error=error)
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
@@ -26,9 +27,26 @@ class ListeningAddresses:
 
     @staticmethod
     def describe(port: IListeningPort) -> str:
-        """``HOST:PORT`` of a listening port."""
+        """``HOST:PORT`` of a listening port (the path of a UNIX socket)."""
         address = port.getHost()
+        if isinstance(address, UNIXAddress):
+            return (
+                str(address.name, "utf-8") if isinstance(address.name, bytes) else str(address.name)
+            )
         return f"{address.host}:{address.port}"  # type: ignore[attr-defined]
+
+    @staticmethod
+    def client_endpoint(port: IListeningPort) -> str:
+        """A client endpoint string that reaches ``port`` from this host."""
+        address = port.getHost()
+        if isinstance(address, UNIXAddress):
+            return f"unix:path={ListeningAddresses.describe(port)}"
+        if isinstance(address, IPv6Address):
+            host = "::1" if address.host in ("::", "") else address.host
+            return "tcp:host=" + host.replace(":", "\\:") + f":port={address.port}"
+        assert isinstance(address, IPv4Address)
+        host = "127.0.0.1" if address.host in ("0.0.0.0", "") else address.host
+        return f"tcp:{host}:{address.port}"
 
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,32 @@ def test_refusal_names_a_hung_backup() -> None:
     [refusal] = decision.actions
     assert isinstance(refusal, Refusal)
     assert refusal.reason.endswith("backup B is not answering (hung)")
+
+
+@pytest.mark.parametrize("kind", ["tcp4", "tcp6", "unix"])
+def test_stubs_reach_the_lca_whatever_its_endpoint(kind: str, tmp_path: Path) -> None:
+    """serve tells its stubs a client endpoint that reaches the LCA's listening address."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
+    from twisted.internet.protocol import Protocol, ServerFactory
+
+    from lca_emulator.service import ListeningAddresses
+
+    factory: Any = ServerFactory.forProtocol(Protocol)
+    r: Any = reactor
+    if kind == "tcp4":
+        port = r.listenTCP(0, factory, interface="0.0.0.0")
+        expected = f"tcp:127.0.0.1:{port.getHost().port}"
+    elif kind == "tcp6":
+        port = r.listenTCP(0, factory, interface="::1")
+        expected = f"tcp:host=\\:\\:1:port={port.getHost().port}"
+    else:
+        path = str(tmp_path / "lca.sock")
+        port = r.listenUNIX(path, factory)
+        expected = f"unix:path={path}"
+    try:
+        endpoint = ListeningAddresses.client_endpoint(port)
+        assert endpoint == expected
+        clientFromString(reactor, endpoint)  # a valid client endpoint string
+    finally:
+        port.stopListening()
