@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .lca import LocalControlAgent
 from .processes import ProcessExit
@@ -80,6 +81,7 @@ class ApplicationControl:
         self.grace = grace
         self.fixtures: dict[str, StubFixture] = {f.application: f for f in fixtures}
         self._running: dict[str, RunningApplication] = {}
+        self._restarting: dict[str, Deferred[None]] = {}
         for name in self.fixtures:
             registry.note(
                 name,
@@ -108,8 +110,13 @@ class ApplicationControl:
         return fixture
 
     def start(self, name: str) -> None:
-        """Start ``name``; it is ``START_PENDING`` until it registers and reports."""
+        """Start ``name``; it is ``START_PENDING`` until it registers and reports.
+
+        A start while a restart of ``name`` is under way is that restart's start.
+        """
         fixture = self._check(name)
+        if name in self._restarting:
+            return
         if name in self._running:
             raise ControlError(ErrorCode.ALREADY_RUNNING, f"{name} is already running")
         if self.launcher is None:
@@ -135,8 +142,15 @@ class ApplicationControl:
         return exit
 
     def stop(self, name: str) -> Deferred[ProcessExit | None]:
-        """Stop ``name`` gracefully (``EXITING``, then signals after the grace period)."""
+        """Stop ``name`` gracefully (``EXITING``, then signals after the grace period).
+
+        A stop while a restart is under way cancels the restart's start.
+        """
         self._check(name)
+        self._restarting.pop(name, None)
+        return self._stop(name)
+
+    def _stop(self, name: str) -> Deferred[ProcessExit | None]:
         app = self._running.get(name)
         if app is None:
             return succeed(None)
@@ -157,8 +171,26 @@ class ApplicationControl:
         return d
 
     def restart(self, name: str) -> Deferred[None]:
-        """Stop ``name`` if it runs, then start it again (with any option changed since)."""
-        return self.stop(name).addCallback(lambda _: self.start(name))
+        """Stop ``name`` if it runs, then start it again (with any option changed since).
+
+        Fires once it has been started again (or with the :class:`ControlError` of the
+        start).  Restarts asked for while one is under way are the same restart.
+        """
+        self._check(name)
+        under_way = self._restarting.get(name)
+        if under_way is not None:
+            return _follow(under_way)
+        done: Deferred[None] = Deferred()
+        self._restarting[name] = done
+
+        def start_again(_: object) -> None:
+            if self._restarting.get(name) is not done:
+                return  # a stop came in meanwhile: it wins
+            del self._restarting[name]
+            self.start(name)
+
+        self._stop(name).addCallback(start_again).chainDeferred(done)
+        return _follow(done)
 
     def set_option(self, name: str, section: str, option: str, value: str) -> None:
         """Change an option in ``name``'s configuration; it applies at the next start."""
@@ -175,3 +207,18 @@ class ApplicationControl:
     def stop_all(self) -> Deferred[list[ProcessExit | None]]:
         """Stop every running application (used at shutdown)."""
         return gatherResults([self.stop(name) for name in list(self._running)])
+
+
+def _follow(d: Deferred[None]) -> Deferred[None]:
+    """A new Deferred with ``d``'s outcome, so each caller gets its own."""
+    follower: Deferred[None] = Deferred()
+
+    def passed(result: object) -> object:
+        follower.callback(None)
+        return result
+
+    def failed(failure: Failure) -> None:
+        follower.errback(failure)
+
+    d.addCallbacks(passed, failed)
+    return follower

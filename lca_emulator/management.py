@@ -126,13 +126,32 @@ class ManagementSession:
             elif isinstance(message, RequestStopApplication):
                 control.stop(message.application)
             else:
-                control.restart(message.application).addErrback(
-                    lambda f: log.failure("restart of {app}", f, app=message.application)
-                )
+                self._restart(message)
+                return
         except ControlError as e:
             self.send(EventError(code=e.code, text=e.text, ref=message.ref))
             return
         self.send(EventOk(ref=message.ref))
+
+    def _restart(self, message: RequestRestartApplication) -> None:
+        """Reply once the application has been started again, or could not be."""
+
+        def started(_: object) -> None:
+            self.send(EventOk(ref=message.ref))
+
+        def failed(failure: Failure) -> None:
+            error = failure.value
+            if isinstance(error, ControlError):
+                self.send(EventError(code=error.code, text=error.text, ref=message.ref))
+            else:
+                log.failure("restart of {app}", failure, app=message.application)
+                self.send(
+                    EventError(
+                        code=ErrorCode.START_FAILED, text=failure.getErrorMessage(), ref=message.ref
+                    )
+                )
+
+        self.endpoint.control.restart(message.application).addCallbacks(started, failed)
 
     def _switchover(self, message: RequestSwitchover) -> None:
         name = message.application

@@ -80,3 +80,35 @@ async def test_restart_of_unmanaged_or_unknown_is_refused(lca_site_factory: Site
     assert not_managed.code is ErrorCode.NOT_MANAGED
     assert isinstance(unknown, EventError)
     assert unknown.code is ErrorCode.UNKNOWN_APPLICATION
+
+
+PRIMARY = StubFixture(application="SIPS_A", mode=ExecutionMode.PRIMARY)
+
+
+@reactor_test
+async def test_two_restarts_at_once_are_one(lca_site_factory: SiteFactory) -> None:
+    """A restart asked for while one is under way joins it: one stop, one start, no error."""
+    site = await lca_site_factory(applications=[PRIMARY])
+    site.layer.start_all()
+    await site.run_until(10)
+    first = site.layer.control.restart("SIPS_A")
+    second = site.layer.control.restart("SIPS_A")
+    await site.run_until(20)
+    assert first.called
+    assert second.called
+    starts = [e for e in site.layer.journal.entries("SIPS_A") if e.event is JournalEvent.STARTED]
+    assert [e.time for e in starts] == [0, 10]
+    assert site.record("SIPS_A").status is ApplicationStatus.RUNNING  # type: ignore[union-attr]
+
+
+@reactor_test
+async def test_stop_during_a_restart_wins(lca_site_factory: SiteFactory) -> None:
+    """A stop that comes in while a restart is under way cancels the restart's start."""
+    site = await lca_site_factory(applications=[PRIMARY])
+    site.layer.start_all()
+    await site.run_until(10)
+    site.layer.control.restart("SIPS_A")
+    site.layer.control.stop("SIPS_A")
+    await site.run_until(20)
+    assert site.record("SIPS_A").status is ApplicationStatus.STOPPED  # type: ignore[union-attr]
+    assert not site.layer.control.running("SIPS_A")
