@@ -58,7 +58,6 @@ class SipServerStub:
         self.running = False
         self.stopped: Deferred[None] = Deferred()
         self.closed: Deferred[None] = succeed(None)
-        self._pending_options: list[tuple[str, str, str]] = []
         self._check: CheckInputs | None = None
         self._components: ComponentStartup | None = None
         self.link = LcaLink(
@@ -75,9 +74,6 @@ class SipServerStub:
 
     def start(self) -> None:
         """Start: read the options, connect to the LCA, initialize, check if backup."""
-        for section, option, value in self._pending_options:
-            self.fixture = self.fixture.with_option(section, option, value)
-        self._pending_options.clear()
         self.options, problems = self.fixture.tserver_options()
         for problem in problems:
             log.warn("{app}: {problem}", app=self.fixture.application, problem=problem)
@@ -101,17 +97,6 @@ class SipServerStub:
         self.closed = self.link.stop(abort=abort)
         self.stopped.callback(None)
         return self.stopped
-
-    def set_option(self, section: str, option: str, value: str) -> None:
-        """Change an option while running: recorded now, applied at the next start."""
-        self._pending_options.append((section, option, value))
-        log.info(
-            "{app}: [{section}] {option} = {value!r} recorded; takes effect after restart",
-            app=self.fixture.application,
-            section=section,
-            option=option,
-            value=value,
-        )
 
     # -- startup -------------------------------------------------------------------
 
