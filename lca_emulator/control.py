@@ -46,6 +46,9 @@ class RunningApplication(Protocol):
     def kill(self) -> Deferred[ProcessExit]:
         """End it at once."""
 
+    def hang(self) -> None:
+        """Make it stop answering, as a hung process does (it can still be killed)."""
+
 
 class ApplicationLauncher(Protocol):
     """Starts applications from their fixtures."""
@@ -169,6 +172,15 @@ class ApplicationControl:
         self.registry.note(name, JournalEvent.KILLED)
         d: Deferred[ProcessExit | None] = app.kill()  # type: ignore[assignment]
         return d
+
+    def hang(self, name: str) -> None:
+        """Make ``name`` hang: it stays connected but answers nothing, heartbeats included."""
+        self._check(name)
+        app = self._running.get(name)
+        if app is None:
+            raise ControlError(ErrorCode.NOT_MANAGED, f"{name} is not running")
+        log.info("{app}: made to hang", app=name)
+        app.hang()
 
     def restart(self, name: str) -> Deferred[None]:
         """Stop ``name`` if it runs, then start it again (with any option changed since).

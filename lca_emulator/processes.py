@@ -124,6 +124,10 @@ class ChildProcess:
                 self._timer = self._clock.callLater(grace, self._terminate, grace)
         return self._when_exited()
 
+    def hang(self) -> None:
+        """Send SIGSTOP: the process stays, answers nothing, and can still be killed."""
+        self.signal("STOP")
+
     def kill(self) -> Deferred[ProcessExit]:
         """Send SIGKILL now."""
         self.signal("KILL")

@@ -30,8 +30,23 @@ def stop_reactor_on_interrupt(reactor: Any) -> None:
 
 def ignore_interrupt_if_managed() -> bool:
     """In an application the LCA started, Ctrl-C on the terminal is for the LCA, which
-    then stops its applications gracefully (``EXITING``); returns whether it applied."""
+    then stops its applications gracefully (``EXITING``); and if the LCA itself dies
+    (``kill -9``), the application is terminated instead of reconnecting forever.
+    Returns whether it applied."""
     if os.environ.get(MANAGED_ENV) != "1":
         return False
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _terminate_with_parent()
     return True
+
+
+def _terminate_with_parent() -> None:
+    """Linux: SIGTERM when the parent process dies (prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: orphans are reaped by hand
+        pass

@@ -67,6 +67,7 @@ class LcaLink:
         self.status = ApplicationStatus.INITIALIZING
         self.mode = ExecutionMode.UNKNOWN
         self.session: LcaSession | None = None
+        self.frozen = False
         self._refs = itertools.count(1)
         factory: Factory = Factory.forProtocol(self._build_protocol)
         factory.noisy = False
@@ -100,8 +101,14 @@ class LcaLink:
     def report(self, status: ApplicationStatus, mode: ExecutionMode) -> None:
         """Report ``status`` and ``mode`` now if registered, else once registered."""
         self.status, self.mode = status, mode
-        if self.session is not None:
+        if self.session is not None and not self.frozen:
             self.session.report()
+
+    def freeze(self) -> None:
+        """Send and answer nothing from now on; the connection stays open."""
+        self.frozen = True
+        if self.session is not None:
+            self.session.stop_heartbeat()
 
 
 class LcaSession:
@@ -122,14 +129,20 @@ class LcaSession:
             )
         )
 
-    def connection_lost(self, reason: Failure) -> None:
+    def stop_heartbeat(self) -> None:
+        """Stop sending heartbeats."""
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.stop_heartbeat()
         if self.link.session is self:
             self.link.session = None
         self.sender = None
 
     def message_received(self, message: Message) -> None:
+        if self.link.frozen:
+            return
         if isinstance(message, EventApplicationRegistered):
             self.registered = True
             self.link.session = self

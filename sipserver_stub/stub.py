@@ -98,6 +98,12 @@ class SipServerStub:
         self.stopped.callback(None)
         return self.stopped
 
+    def freeze(self) -> None:
+        """Hang, as a stopped process would: no reports, no heartbeats, no answers."""
+        self._end_startup()
+        self.link.freeze()
+        log.info("{app}: frozen (hung)", app=self.fixture.application)
+
     # -- startup -------------------------------------------------------------------
 
     def _begin_startup(self) -> None:

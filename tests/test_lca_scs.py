@@ -100,6 +100,9 @@ class FakeProcess:
         self.end(None, 9)
         return succeed(ProcessExit(None, 9))
 
+    def hang(self) -> None:
+        """Hanging is the test double's business (it speaks through ScriptedApplication)."""
+
 
 @dataclass
 class FakeLauncher:

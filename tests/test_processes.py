@@ -372,6 +372,14 @@ def test_kill(reactor: FakeProcessReactor, launcher: ProcessLauncher) -> None:
     assert outcome_of(killed) == ProcessExit(code=None, signal=9)
 
 
+def test_hang_stops_the_process(reactor: FakeProcessReactor, launcher: ProcessLauncher) -> None:
+    """hang() sends SIGSTOP: the process stays, silent, until it is killed."""
+    child = start(launcher)
+    child.hang()
+    assert reactor.spawned[0].transport.signals == ["STOP"]
+    assert child.running
+
+
 def test_signal_after_exit_is_ignored(
     reactor: FakeProcessReactor, launcher: ProcessLauncher
 ) -> None:

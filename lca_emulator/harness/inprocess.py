@@ -109,6 +109,10 @@ class InProcessStub:
             self._timer = self.clock.callLater(grace, self.kill)
         return self._when_exited()
 
+    def hang(self) -> None:
+        """Freeze it: connected, but it sends and answers nothing from now on."""
+        self.stub.freeze()
+
     def kill(self) -> Deferred[ProcessExit]:
         """End it now: the process is gone before the LCA sees its connection drop."""
         if self._outcome is None:

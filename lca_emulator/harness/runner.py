@@ -77,6 +77,7 @@ async def run_scenario(
         pairs=scenario.ha_pairs,
         mode=mode,
         time_scale=time_scale,
+        heartbeat=scenario.heartbeat,
     )
     errors: list[str] = []
     await site.open()
@@ -126,6 +127,8 @@ def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> Non
             _report_failure(control.restart(name), error, event)
         elif event.action is EventAction.SWITCHOVER:
             _switchover(site, event, error)
+        elif event.action is EventAction.HANG:
+            control.hang(name)
         else:
             section, option, value = event.section or "", event.option or "", event.value or ""
             control.set_option(name, section, option, value)  # read at the next start

@@ -44,7 +44,15 @@ __all__ = [
     "load_scenario",
 ]
 
-SCENARIO_KEYS: Final = ("name", "duration", "applications", "ha-pairs", "events", "expect")
+SCENARIO_KEYS: Final = (
+    "name",
+    "duration",
+    "heartbeat",
+    "applications",
+    "ha-pairs",
+    "events",
+    "expect",
+)
 """The top-level keys of a scenario file (a ``serve --config`` file ignores the rest)."""
 
 _SCENARIO_MARKERS: Final = frozenset({"duration", "expect"})
@@ -61,6 +69,8 @@ class EventAction(enum.StrEnum):
     SET_OPTION = "set-option"
     SWITCHOVER = "switchover"
     """A manual switchover of the application's HA pair (``RequestSwitchover``)."""
+    HANG = "hang"
+    """The application stops answering (SIGSTOP for a process): only a heartbeat sees it."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,8 @@ class Scenario:
     ha_pairs: tuple[HaPair, ...] = ()
     events: tuple[ScenarioEvent, ...] = ()
     expectations: tuple[Expectation, ...] = ()
+    heartbeat: float | None = None
+    """The LCA's heartbeat period (our extension): an application silent longer is hung."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     root = load_yaml(path).mapping(SCENARIO_KEYS, required=["duration"])
     duration = root.get_number("duration", positive=True)
     name = root.get_str("name", Path(root.file).stem)
+    heartbeat = root.get_number("heartbeat", None, positive=True)
     applications, pairs = _applications_and_pairs(root)
     names = [fixture.application for fixture in applications]
     events = [_event(node, duration, names) for node in root.get_list("events")]
@@ -175,6 +188,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         ha_pairs=pairs,
         events=tuple(sorted(events, key=lambda event: event.at)),
         expectations=tuple(expectations),
+        heartbeat=heartbeat,
     )
 
 
