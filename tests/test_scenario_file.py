@@ -441,13 +441,14 @@ def test_set_option_value_becomes_a_configuration_string(
         (
             "{at: 1}",
             "events[0]",
-            "an event needs exactly one of stop, kill, start, restart, set-option, switchover, hang",
+            "an event needs exactly one of stop, kill, start, restart, set-option, switchover, "
+            "hang",
         ),
         (
             "{at: 1, stop: SIPS_A, kill: SIPS_B}",
             "events[0].kill",
-            "an event takes exactly one of stop, kill, start, restart, set-option, switchover, hang, "
-            "not 'stop' and 'kill'",
+            "an event takes exactly one of stop, kill, start, restart, set-option, switchover, "
+            "hang, not 'stop' and 'kill'",
         ),
         ("{stop: SIPS_A}", "events[0]", "missing required key 'at'"),
         (
