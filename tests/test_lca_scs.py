@@ -62,7 +62,7 @@ STOPPED = ApplicationStatus.STOPPED
 PRIMARY = ExecutionMode.PRIMARY
 BACKUP = ExecutionMode.BACKUP
 
-CLOSE_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 20.0
 """Wall-clock seconds a test double may take to see its connection close."""
 
 

@@ -456,7 +456,7 @@ def test_describe(outcome: ProcessExit, text: str) -> None:
 # --- real processes on the real reactor (pytest-twisted) ---------------------------------
 
 # Upper bound for any wait on a real child, so a broken test fails instead of hanging.
-TIMEOUT = 5.0
+TIMEOUT = 20.0
 
 
 @dataclass

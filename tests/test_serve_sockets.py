@@ -28,7 +28,7 @@ from wireschema import assert_valid_wire
 LCA_EMULATOR = str(Path(sys.executable).parent / "lca-emulator")
 """The console script installed next to this Python."""
 
-TIMEOUT = 5.0
+TIMEOUT = 20.0
 """Seconds any single wait may take before the test fails."""
 
 STUB_TIMEOUT = 30.0
