@@ -138,7 +138,6 @@ class InProcessLauncher:
         self.lca_port = lca_port
         self.registry: ApplicationRegistry | None = None
         """Set to the LCA's registry so a stub's exit follows the LCA seeing it leave."""
-        self.stubs: dict[str, SipServerStub] = {}
 
     def launch(self, fixture: StubFixture) -> InProcessStub:
         """Start one stub (really occupying its SIP port first when the fixture says so)."""
@@ -160,7 +159,6 @@ class InProcessLauncher:
             probe=SipPortProbe(),
             observer=self.monitor,
         )
-        self.stubs[fixture.application] = stub
         stub.start()
         running = InProcessStub(stub, self.clock, occupied, self.monitor, self.registry)
         return running

@@ -39,15 +39,17 @@ class ScenarioResult:
     scenario: Scenario
     mode: RunMode
     verdicts: tuple[Verdict, ...]
-    journal: tuple[JournalEntry, ...]
+    timeline: Timeline = field(repr=False, compare=False)
+    """What the Management Layer observed: the run's journal, read per application."""
     errors: tuple[str, ...] = ()
     wall_seconds: float = 0.0
     notes: tuple[str, ...] = ()
     """What the stubs' servers would log about their options (a typo is ignored there)."""
-    timeline: Timeline = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "timeline", Timeline(self.journal))
+    @property
+    def journal(self) -> tuple[JournalEntry, ...]:
+        """Every journal entry of the run, in order."""
+        return tuple(self.timeline.entries)
 
     @property
     def passed(self) -> bool:
@@ -105,7 +107,7 @@ async def run_scenario(
         scenario,
         mode,
         tuple(verdicts),
-        journal,
+        timeline,
         tuple(errors),
         wall_seconds=time.monotonic() - started,
         notes=notes,
