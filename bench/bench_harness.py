@@ -20,16 +20,16 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import react
 
-from lca_emulator.harness.cli import load_all
-from lca_emulator.harness.runner import run_scenario
-from lca_emulator.harness.scenario import Scenario
-from lca_emulator.protocol.messages import (
+from lca_common.protocol.messages import (
     ApplicationStatus,
     EventApplicationInfo,
     ExecutionMode,
     RequestSubscribe,
 )
-from lca_emulator.service import ManagementLayer
+from lca_emulator.cli.run import load_all
+from lca_emulator.harness.model import Scenario
+from lca_emulator.harness.runner import run_scenario
+from lca_emulator.layer import ManagementLayer
 from lca_emulator.testing import ManagementClient, ScriptedApplication
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """``python -m lca_emulator``: the same as ``lca-emulator``."""
 
-from .cli import main
+from lca_emulator.cli import main
 
 main()

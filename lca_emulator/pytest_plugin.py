@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .harness.runner import ScenarioResult
-    from .harness.scenario import Scenario
-    from .harness.site import Site
+    from lca_emulator.harness.model import Scenario
+    from lca_emulator.harness.runner import ScenarioResult
+    from lca_emulator.harness.site import Site
 
 DEFAULT_PATTERNS = ["scenario_*.yaml", "scenario_*.yml"]
 MODES = ("virtual", "real-time", "processes")
@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _positive_float(text: str) -> float:
-    from .clock import positive_float
+    from lca_common.entrypoints import positive_float
 
     return positive_float(text)
 
@@ -83,8 +83,8 @@ class ScenarioFile(pytest.File):
     line and key)."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from .harness.scenario import load_scenario
-        from .yamlsource import ConfigError
+        from lca_common.yamlsource import ConfigError
+        from lca_emulator.harness.loader import load_scenario
 
         try:
             scenario = load_scenario(self.path)
@@ -115,8 +115,8 @@ class ScenarioItem(pytest.Item):
         from twisted.internet import reactor
         from twisted.internet.defer import ensureDeferred
 
-        from .harness.runner import run_scenario
-        from .harness.site import RunMode
+        from lca_emulator.harness.runner import run_scenario
+        from lca_emulator.harness.site import RunMode
 
         mode = RunMode(self.config.getoption("--lca-mode"))
         scale = float(self.config.getoption("--lca-time-scale"))
@@ -130,7 +130,7 @@ class ScenarioItem(pytest.Item):
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | Any:
         if isinstance(excinfo.value, ScenarioFailedError):
-            from .harness.cli import print_result
+            from lca_emulator.cli.run import print_result
 
             out = io.StringIO()
             print_result(excinfo.value.result, out)
@@ -153,7 +153,7 @@ def lca_site_factory() -> Iterator[SiteFactory]:
     """
     from twisted.internet import reactor
 
-    from .harness.site import Site
+    from lca_emulator.harness.site import Site
 
     sites: list[Site] = []
 

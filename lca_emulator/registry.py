@@ -1,22 +1,23 @@
-"""Application records and the status journal: what the Management Layer knows.
+"""Application records, and the one feed that announces every change to them.
 
 The registry is the single owner of every application's record.  Every change
-goes through it, is written to the journal with the injected clock's time, and is
-announced to listeners (the SCS and management subscribers).
+goes through :meth:`ApplicationRegistry.note`, is written to the journal with the
+injected clock's time, and is handed to the registry's :class:`ChangeFeed`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import json
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, Final, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
-from .protocol.messages import ApplicationStatus, EventApplicationInfo, ExecutionMode
+from lca_common.protocol.messages import ApplicationStatus, EventApplicationInfo, ExecutionMode
+from lca_emulator.journal import JournalEntry, JournalEvent, StatusJournal
 
 
 @dataclass(frozen=True)
@@ -58,103 +59,87 @@ class ApplicationRecord:
         )
 
 
-class JournalEvent(enum.StrEnum):
-    """What a journal entry records."""
-
-    CONFIGURED = "configured"
-    START_REQUESTED = "start-requested"
-    STARTED = "started"
-    START_FAILED = "start-failed"
-    STOP_REQUESTED = "stop-requested"
-    KILLED = "killed"
-    CONNECTED = "connected"
-    REGISTERED = "registered"
-    STATUS = "status"
-    MODE = "mode"
-    MODE_REQUESTED = "mode-requested"
-    DISCONNECTED = "disconnected"
-    EXITED = "exited"
-    HUNG = "hung"
-    RECOVERED = "recovered"
-    SWITCHOVER = "switchover"
-    SWITCHOVER_REFUSED = "switchover-refused"
-    PROTOCOL_ERROR = "protocol-error"
-
-
 @dataclass(frozen=True)
-class JournalEntry:
-    """One line of the journal: what happened to which application, and when."""
+class RecordChange:
+    """One recorded change: the record before and after, and the journal event."""
 
-    time: float
-    application: str
+    before: ApplicationRecord
+    after: ApplicationRecord
     event: JournalEvent
-    status: ApplicationStatus
-    mode: ExecutionMode
-    detail: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        """This entry as a JSON-ready mapping."""
-        return {
-            "time": self.time,
-            "application": self.application,
-            "event": self.event.value,
-            "status": self.status.value,
-            "mode": self.mode.value,
-            "detail": self.detail,
-        }
+    @property
+    def shown_state_changed(self) -> bool:
+        """Whether the status or mode that clients see changed."""
+        return (self.before.status, self.before.mode) != (self.after.status, self.after.mode)
 
 
-class StatusJournal:
-    """Every transition, in order, with its time; exportable as JSON Lines."""
+ChangeSubscriber = Callable[[RecordChange], None]
+"""Hears of every change; it may send or log, but never writes to the registry."""
+
+
+class ChangeDecider(Protocol):
+    """The one party that acts on changes (the SCS): it decides, then acts."""
+
+    def consider(self, change: RecordChange) -> Callable[[], None] | None:
+        """Decide on ``change``; return what to carry out once subscribers heard of it."""
+
+
+class ChangeFeed:
+    """Announces each change, in order: the decider decides, every subscriber hears of
+    the change, then the decision is carried out.  Changes that the decision records
+    wait their turn, so subscribers always hear of a cause before its effects."""
 
     def __init__(self) -> None:
-        self._entries: list[JournalEntry] = []
+        self._subscribers: list[ChangeSubscriber] = []
+        self._decider: ChangeDecider | None = None
+        self._queue: deque[RecordChange] = deque()
+        self._announcing = False
 
-    def append(self, entry: JournalEntry) -> None:
-        """Record one entry."""
-        self._entries.append(entry)
+    def subscribe(self, subscriber: ChangeSubscriber) -> Callable[[], None]:
+        """Call ``subscriber`` for every change; returns a function that stops it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
 
-    def __iter__(self) -> Iterator[JournalEntry]:
-        return iter(self._entries)
+    def decide_with(self, decider: ChangeDecider) -> None:
+        """Make ``decider`` the one party that acts on changes."""
+        if self._decider is not None:
+            raise ValueError("a change feed has one decider")
+        self._decider = decider
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def publish(self, change: RecordChange) -> None:
+        """Announce ``change`` (after any change still being announced)."""
+        self._queue.append(change)
+        if self._announcing:
+            return
+        self._announcing = True
+        try:
+            while self._queue:
+                current = self._queue.popleft()
+                act = self._decider.consider(current) if self._decider is not None else None
+                for subscriber in list(self._subscribers):
+                    subscriber(current)
+                if act is not None:
+                    act()
+        finally:
+            self._announcing = False
 
-    def entries(self, application: str | None = None) -> list[JournalEntry]:
-        """All entries, or those of one application."""
-        return [e for e in self._entries if application is None or e.application == application]
 
-    def write_jsonl(self, stream: IO[str]) -> None:
-        """Write every entry as one JSON object per line."""
-        for entry in self._entries:
-            stream.write(json.dumps(entry.to_json(), separators=(",", ":")) + "\n")
+class _Keep(enum.Enum):
+    KEEP = "keep"
 
 
-RecordListener = Callable[[ApplicationRecord, ApplicationRecord, JournalEvent], None]
-"""Called with (before, after, event) after every change of a record."""
+KEEP: Final = _Keep.KEEP
+"""Leave this field of a record as it is."""
 
 
 class ApplicationRegistry:
-    """Owns the application records; journals and announces every change."""
+    """Owns the application records; journals every change and announces it."""
 
     def __init__(self, clock: IReactorTime, journal: StatusJournal | None = None) -> None:
         self.clock = clock
         self.journal = journal if journal is not None else StatusJournal()
+        self.changes = ChangeFeed()
         self._records: dict[str, ApplicationRecord] = {}
-        self._listeners: list[RecordListener] = []
-        self._last_listeners: list[RecordListener] = []
-        self._pending: list[tuple[ApplicationRecord, ApplicationRecord, JournalEvent]] = []
-        self._dispatching = False
-
-    def listen(self, listener: RecordListener, *, last: bool = False) -> Callable[[], None]:
-        """Call ``listener`` after every change; returns a function that stops it.
-
-        ``last`` listeners hear of a change after all others (the SCS, whose decisions
-        about a change must reach subscribers after the change itself).
-        """
-        group = self._last_listeners if last else self._listeners
-        group.append(listener)
-        return lambda: group.remove(listener)
 
     def get(self, name: str) -> ApplicationRecord | None:
         """The record of ``name``, if known."""
@@ -172,28 +157,44 @@ class ApplicationRegistry:
         return self.clock.seconds()
 
     def note(
-        self, name: str, event: JournalEvent, detail: str = "", **changes: Any
+        self,
+        name: str,
+        event: JournalEvent,
+        detail: str = "",
+        *,
+        status: ApplicationStatus | _Keep = KEEP,
+        mode: ExecutionMode | _Keep = KEEP,
+        host: str | _Keep | None = KEEP,
+        pid: int | _Keep | None = KEEP,
+        managed: bool | _Keep = KEEP,
+        connected: bool | _Keep = KEEP,
+        registered: bool | _Keep = KEEP,
+        hung: bool | _Keep = KEEP,
+        reported_status: ApplicationStatus | _Keep = KEEP,
     ) -> ApplicationRecord:
-        """Apply ``changes`` to ``name``'s record (creating it), journal ``event``.
+        """Change ``name``'s record (creating it), journal ``event`` and announce it.
 
-        ``since`` moves only when the status or mode changes.  Listeners hear of
-        every call, in order: a change made by a listener is announced only after
-        every listener has heard of the change that caused it.
+        Fields left at :data:`KEEP` stay as they are; ``since`` moves only when the
+        status or mode changes.
         """
+        fields: dict[str, Any] = {
+            "status": status,
+            "mode": mode,
+            "host": host,
+            "pid": pid,
+            "managed": managed,
+            "connected": connected,
+            "registered": registered,
+            "hung": hung,
+            "reported_status": reported_status,
+        }
         before = self._records.get(name) or ApplicationRecord(name=name, since=self.now())
-        after = dataclasses.replace(before, **changes)
+        after = dataclasses.replace(
+            before, **{key: value for key, value in fields.items() if value is not KEEP}
+        )
         if (after.status, after.mode) != (before.status, before.mode):
             after = dataclasses.replace(after, since=self.now())
         self._records[name] = after
         self.journal.append(JournalEntry(self.now(), name, event, after.status, after.mode, detail))
-        self._pending.append((before, after, event))
-        if not self._dispatching:
-            self._dispatching = True
-            try:
-                while self._pending:
-                    change = self._pending.pop(0)
-                    for listener in [*self._listeners, *self._last_listeners]:
-                        listener(*change)
-            finally:
-                self._dispatching = False
+        self.changes.publish(RecordChange(before, after, event))
         return after

@@ -12,11 +12,11 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
 
-from .harness.traffic import TrafficMonitor
-from .protocol.framing import JsonLinesProtocol, MessageSender
-from .protocol.messages import (
+from lca_common.protocol.framing import JsonLinesProtocol, MessageSender
+from lca_common.protocol.messages import (
     LCA_TO_APPLICATION,
     SCS_TO_CLIENT,
     ApplicationStatus,
@@ -29,6 +29,7 @@ from .protocol.messages import (
     RequestUpdateStatus,
     ResponseExecutionModeChanged,
 )
+from lca_emulator.harness.traffic import ObservedEndpoint, TrafficMonitor
 
 __all__ = ["ManagementClient", "ScriptedApplication"]
 
@@ -50,13 +51,11 @@ class _Peer:
 
     async def connect(self) -> None:
         """Open the connection."""
-        protocol = JsonLinesProtocol(
-            self, self.accepted, answer_errors=False, observer=self.monitor
-        )
-        d = connectProtocol(TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port), protocol)
+        protocol = JsonLinesProtocol(self, self.accepted, answer_errors=False)
+        endpoint: IStreamClientEndpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port)
         if self.monitor is not None:
-            self.monitor.track(d)
-        await d
+            endpoint = ObservedEndpoint(endpoint, self.monitor)
+        await connectProtocol(endpoint, protocol)
 
     def next_ref(self) -> int:
         """A fresh request reference."""

@@ -4,16 +4,21 @@ Its startup behaviour (backup initialization check, SIP port check) comes from a
 YAML fixture; see ``docs/sipserver-stub.md`` for the decision table.
 """
 
-from .fixture import Component, ComponentPlan, ComponentResult, StubFixture, load_fixture
-from .options import TServerOptions, parse_tserver_options
-from .stub import SipServerStub, StatusChange
+from sipserver_stub.fixture import (
+    Component,
+    ComponentPlan,
+    ComponentResult,
+    StubFixture,
+    load_fixture,
+)
+from sipserver_stub.options import TServerOptions, parse_tserver_options
+from sipserver_stub.stub import SipServerStub
 
 __all__ = [
     "Component",
     "ComponentPlan",
     "ComponentResult",
     "SipServerStub",
-    "StatusChange",
     "StubFixture",
     "TServerOptions",
     "load_fixture",

@@ -1,5 +1,5 @@
 """``python -m sipserver_stub``: the same as ``sipserver-stub``."""
 
-from .cli import main
+from sipserver_stub.cli import main
 
 main()

@@ -12,13 +12,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from lca_emulator.clock import ScaledClock, positive_float
-from lca_emulator.signals import ignore_interrupt_if_managed
-from lca_emulator.yamlsource import ConfigError
-
-from .fixture import SipPortState, load_fixture
-from .sip_port import OccupiedPort, SipPortProbe
-from .stub import SipServerStub
+from lca_common.clock import ScaledClock
+from lca_common.entrypoints import ignore_interrupt_if_managed, positive_float
+from lca_common.yamlsource import ConfigError
+from sipserver_stub.fixture import SipPortState, load_fixture
+from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
+from sipserver_stub.stub import SipServerStub
 
 log = Logger()
 

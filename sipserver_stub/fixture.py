@@ -2,7 +2,7 @@
 
 A fixture is a YAML mapping (a file for ``sipserver-stub FIXTURE``, or an entry of a
 scenario's ``applications``), validated at once into a frozen :class:`StubFixture`.
-An invalid fixture is a :class:`~lca_emulator.yamlsource.ConfigError`; an invalid
+An invalid fixture is a :class:`~lca_common.yamlsource.ConfigError`; an invalid
 *option value* is not: the server copes with it (see :mod:`sipserver_stub.options`).
 """
 
@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from lca_emulator.protocol.messages import ExecutionMode
-from lca_emulator.yamlsource import MappingNode, Node, load_yaml
-
-from .options import TSERVER_SECTION, TServerOptions, parse_tserver_options, scalar_to_option_string
+from lca_common.protocol.messages import ExecutionMode
+from lca_common.yamlsource import MappingNode, Node, load_yaml
+from sipserver_stub.options import (
+    TSERVER_SECTION,
+    TServerOptions,
+    parse_tserver_options,
+    scalar_to_option_string,
+)
 
 __all__ = [
     "FIXTURE_KEYS",

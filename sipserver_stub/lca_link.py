@@ -17,8 +17,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from lca_emulator.protocol.framing import JsonLinesProtocol, MessageSender, TrafficObserver
-from lca_emulator.protocol.messages import (
+from lca_common.protocol.framing import JsonLinesProtocol, MessageSender
+from lca_common.protocol.messages import (
     LCA_TO_APPLICATION,
     ApplicationStatus,
     EventApplicationRegistered,
@@ -56,14 +56,12 @@ class LcaLink:
         host: str | None = None,
         pid: int | None = None,
         on_mode: ModeHandler,
-        observer: TrafficObserver | None = None,
     ) -> None:
         self.clock = clock
         self.application = application
         self.host = host
         self.pid = pid
         self.on_mode = on_mode
-        self.observer = observer
         self.status = ApplicationStatus.INITIALIZING
         self.mode = ExecutionMode.UNKNOWN
         self.session: LcaSession | None = None
@@ -79,9 +77,7 @@ class LcaLink:
         )
 
     def _build_protocol(self) -> Protocol:
-        return JsonLinesProtocol(
-            LcaSession(self), LCA_TO_APPLICATION, answer_errors=False, observer=self.observer
-        )
+        return JsonLinesProtocol(LcaSession(self), LCA_TO_APPLICATION, answer_errors=False)
 
     def start(self) -> None:
         """Connect (and keep reconnecting) to the LCA."""

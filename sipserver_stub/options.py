@@ -1,9 +1,10 @@
 """The ``[TServer]`` options of the backup startup check, read the way SIP Server reads them.
 
-Option values are configuration strings.  A value the server cannot use is not a
-fixture error: the server logs it and takes the documented default, as the product
-does.  Names, defaults and valid values follow the vendor's documentation of the
-backup initialization check.
+Option values are configuration strings.  Names, defaults and valid values follow
+the vendor's documentation of the backup initialization check.  A value the server
+cannot use is not a fixture error: the stub logs it and takes the option's default.
+That fallback is our choice: no vendor document says what SIP Server does with an
+invalid value (``docs/sipserver-stub.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from lca_emulator.yamlsource import suggestion
+from lca_common.yamlsource import suggestion
 
 __all__ = [
     "OPTION_SPECS",
@@ -49,7 +50,6 @@ class OptionSpec:
     default: bool | int
     minimum: int | None = None
     maximum: int | None = None
-    restricted: bool = False
     section: str = TSERVER_SECTION
 
     @property
@@ -91,7 +91,6 @@ OPTION_SPECS: Final[Mapping[str, OptionSpec]] = MappingProxyType(
                 60,
                 minimum=15,
                 maximum=3600,
-                restricted=True,
             ),
             OptionSpec("backup-sip-port-check", OptionKind.BOOLEAN, True),
             OptionSpec("control-vip-scripts", OptionKind.BOOLEAN, False),
@@ -103,19 +102,13 @@ OPTION_SPECS: Final[Mapping[str, OptionSpec]] = MappingProxyType(
 
 @dataclass(frozen=True)
 class TServerOptions:
-    """The effective ``[TServer]`` options of the backup startup check."""
+    """The effective ``[TServer]`` options of the backup startup check; the defaults are
+    those of :data:`OPTION_SPECS`, and each field is named after its option."""
 
-    backup_init_check: bool = False
-    backup_init_check_timeout: int = 60
-    backup_sip_port_check: bool = True
-    control_vip_scripts: bool = False
-
-    @property
-    def sip_port_check_enabled(self) -> bool:
-        """Whether a backup probes its SIP port: with the init check, and no VIP scripts."""
-        return (
-            self.backup_init_check and self.backup_sip_port_check and not self.control_vip_scripts
-        )
+    backup_init_check: bool = bool(OPTION_SPECS["backup-init-check"].default)
+    backup_init_check_timeout: int = int(OPTION_SPECS["backup-init-check-timeout"].default)
+    backup_sip_port_check: bool = bool(OPTION_SPECS["backup-sip-port-check"].default)
+    control_vip_scripts: bool = bool(OPTION_SPECS["control-vip-scripts"].default)
 
 
 def parse_tserver_options(raw: Mapping[str, str]) -> tuple[TServerOptions, tuple[str, ...]]:
@@ -123,7 +116,7 @@ def parse_tserver_options(raw: Mapping[str, str]) -> tuple[TServerOptions, tuple
 
     Returns the options and the log lines the server writes about what it ignored.
     """
-    values: dict[str, bool | int] = {name: spec.default for name, spec in OPTION_SPECS.items()}
+    values: dict[str, bool | int] = {}
     log: list[str] = []
     for name, text in raw.items():
         spec = OPTION_SPECS.get(name)
@@ -139,14 +132,8 @@ def parse_tserver_options(raw: Mapping[str, str]) -> tuple[TServerOptions, tuple
                 f"(valid: {spec.valid_values}); using the default {spec.default_text}"
             )
             continue
-        values[name] = value
-    options = TServerOptions(
-        backup_init_check=bool(values["backup-init-check"]),
-        backup_init_check_timeout=int(values["backup-init-check-timeout"]),
-        backup_sip_port_check=bool(values["backup-sip-port-check"]),
-        control_vip_scripts=bool(values["control-vip-scripts"]),
-    )
-    return options, tuple(log)
+        values[name.replace("-", "_")] = value
+    return TServerOptions(**values), tuple(log)  # type: ignore[arg-type]
 
 
 def scalar_to_option_string(value: object) -> str:

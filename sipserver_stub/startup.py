@@ -17,9 +17,8 @@ from typing import Protocol
 from automat import TypeMachineBuilder
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from lca_emulator.protocol.messages import ApplicationStatus
-
-from .fixture import Component, ComponentPlan, ComponentResult
+from lca_common.protocol.messages import ApplicationStatus
+from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult
 
 Verdict = Callable[[ApplicationStatus, str], None]
 """Called once with the check's outcome and a one-line reason."""

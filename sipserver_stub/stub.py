@@ -3,32 +3,18 @@ to the LCA what the real SIP Server would (decision table: ``docs/sipserver-stub
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
-from lca_emulator.protocol.framing import TrafficObserver
-from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
-
-from .fixture import Component, StubFixture
-from .lca_link import LcaLink
-from .options import TServerOptions
-from .sip_port import SipPortProbe
-from .startup import BackupInitCheck, CheckCore, CheckInputs, ComponentStartup
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from sipserver_stub.fixture import Component, StubFixture
+from sipserver_stub.lca_link import LcaLink
+from sipserver_stub.options import TServerOptions
+from sipserver_stub.sip_port import SipPortProbe
+from sipserver_stub.startup import BackupInitCheck, CheckCore, CheckInputs, ComponentStartup
 
 log = Logger()
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """One status the stub reported, with its time on the stub's clock and why."""
-
-    time: float
-    status: ApplicationStatus
-    mode: ExecutionMode
-    reason: str
 
 
 class SipServerStub:
@@ -46,7 +32,6 @@ class SipServerStub:
         lca: IStreamClientEndpoint,
         probe: SipPortProbe,
         pid: int | None = None,
-        observer: TrafficObserver | None = None,
     ) -> None:
         self.fixture = fixture
         self.clock = clock
@@ -54,7 +39,6 @@ class SipServerStub:
         self.options = TServerOptions()
         self.status = ApplicationStatus.STOPPED
         self.mode = fixture.mode
-        self.history: list[StatusChange] = []
         self.running = False
         self.stopped: Deferred[None] = Deferred()
         self.closed: Deferred[None] = succeed(None)
@@ -67,7 +51,6 @@ class SipServerStub:
             host=fixture.host,
             pid=pid,
             on_mode=self._mode_changed,
-            observer=observer,
         )
 
     # -- lifecycle -----------------------------------------------------------------
@@ -193,7 +176,6 @@ class SipServerStub:
 
     def _report(self, status: ApplicationStatus, reason: str) -> None:
         self.status = status
-        self.history.append(StatusChange(self.clock.seconds(), status, self.mode, reason))
         log.info(
             "{app}: {status} ({mode}): {reason}",
             app=self.fixture.application,

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from wireschema import SCHEMA_PATH, assert_valid_wire
+from wireschema import DOCS, assert_valid_wire
 
-from lca_emulator.protocol import messages
-from lca_emulator.protocol.codec import (
+from lca_common.protocol import json_schema, messages
+from lca_common.protocol.codec import (
     MAX_LINE_LENGTH,
     FramingError,
     MessageError,
@@ -25,7 +25,7 @@ from lca_emulator.protocol.codec import (
     decode,
     encode,
 )
-from lca_emulator.protocol.messages import (
+from lca_common.protocol.messages import (
     APPLICATION_TO_LCA,
     CLIENT_TO_SCS,
     LCA_TO_APPLICATION,
@@ -60,7 +60,7 @@ ALL_DIRECTIONS = MESSAGE_CLASSES
 
 def load_schema() -> dict[str, Any]:
     """The published schema, as a plain dict."""
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json_schema()
     return schema
 
 
@@ -594,7 +594,7 @@ def test_schema_rejects_a_bad_message_with_its_reason() -> None:
 
 # -- The examples in docs/protocol.md ------------------------------------------
 
-DOCS_PATH = SCHEMA_PATH.parent / "protocol.md"
+DOCS_PATH = DOCS / "protocol.md"
 _FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _ENDPOINTS: dict[str, tuple[tuple[type[Message], ...], tuple[type[Message], ...]]] = {
     # endpoint: (what the peer sends, what the server sends)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lca_emulator.protocol.messages import ExecutionMode
-from lca_emulator.yamlsource import ConfigError, parse_yaml
+from lca_common.protocol.messages import ExecutionMode
+from lca_common.yamlsource import ConfigError, parse_yaml
 from sipserver_stub.fixture import (
     Component,
     ComponentPlan,

@@ -1,4 +1,4 @@
-"""Pure tests of the HA pair decision machine (``lca_emulator.ha``): no Twisted, no I/O.
+"""Pure tests of the HA pair decision machine (``lca_emulator.scs.ha``): no Twisted, no I/O.
 
 One test (or more) per rule and per (state, input) pair of the transition table,
 then properties over arbitrary input sequences.  The rules are explained in
@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lca_emulator import ha
-from lca_emulator.ha import (
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.scs import ha
+from lca_emulator.scs.ha import (
     FAILING_STATUSES,
     AssignMode,
     Decision,
@@ -28,7 +29,6 @@ from lca_emulator.ha import (
     Refusal,
     Switchover,
 )
-from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
 
 A = "SIPS_A"
 """The configured primary."""

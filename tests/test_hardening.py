@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from lca_emulator.ha import HaPairMachine, InputKind, MemberView, PairInput, Refusal
-from lca_emulator.harness.cli import load_all
-from lca_emulator.protocol.codec import FramingError, decode
-from lca_emulator.protocol.messages import APPLICATION_TO_LCA, ApplicationStatus, ErrorCode
-from lca_emulator.yamlsource import ConfigError, parse_yaml
+from lca_common.protocol.codec import FramingError, decode
+from lca_common.protocol.messages import APPLICATION_TO_LCA, ApplicationStatus, ErrorCode
+from lca_common.yamlsource import ConfigError, parse_yaml
+from lca_emulator.cli.run import load_all
+from lca_emulator.scs.ha import HaPairMachine, InputKind, MemberView, PairInput, Refusal
 from sipserver_stub.options import parse_tserver_options
 from sipserver_stub.sip_port import SipPortProbe
 
@@ -105,7 +105,7 @@ def test_stubs_reach_the_lca_whatever_its_endpoint(kind: str, tmp_path: Path) ->
     from twisted.internet.endpoints import clientFromString
     from twisted.internet.protocol import Protocol, ServerFactory
 
-    from lca_emulator.service import ListeningAddresses
+    from lca_emulator.layer import ListeningAddresses
 
     factory: Any = ServerFactory.forProtocol(Protocol)
     r: Any = reactor

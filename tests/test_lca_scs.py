@@ -20,11 +20,8 @@ from reactortest import reactor_test
 from twisted.internet.defer import Deferred, succeed
 from wireschema import assert_valid_wire
 
-from lca_emulator.ha import PairMachineState, PairState
-from lca_emulator.harness.site import RunMode, Site
-from lca_emulator.processes import ProcessExit
-from lca_emulator.protocol.codec import encode
-from lca_emulator.protocol.messages import (
+from lca_common.protocol.codec import encode
+from lca_common.protocol.messages import (
     ApplicationStatus,
     ErrorCode,
     EventApplicationInfo,
@@ -45,8 +42,13 @@ from lca_emulator.protocol.messages import (
     RequestUpdateStatus,
     ResponseExecutionModeChanged,
 )
-from lca_emulator.registry import ApplicationRecord, JournalEntry, JournalEvent
-from lca_emulator.scs import HaPair
+from lca_emulator.applications import ApplicationSpec
+from lca_emulator.harness.site import RunMode, Site
+from lca_emulator.journal import JournalEntry, JournalEvent
+from lca_emulator.lca.processes import ProcessExit
+from lca_emulator.registry import ApplicationRecord
+from lca_emulator.scs.ha import PairMachineState, PairState
+from lca_emulator.scs.server import HaPair
 from lca_emulator.testing import ManagementClient, ScriptedApplication
 from sipserver_stub.fixture import StubFixture
 
@@ -110,9 +112,9 @@ class FakeLauncher:
 
     started: dict[str, FakeProcess] = field(default_factory=dict)
 
-    def launch(self, fixture: StubFixture) -> FakeProcess:
+    def launch(self, spec: ApplicationSpec, lca: str) -> FakeProcess:
         process = FakeProcess(pid=4711 + len(self.started))
-        self.started[fixture.application] = process
+        self.started[spec.name] = process
         return process
 
 
@@ -122,12 +124,11 @@ class FakeLauncher:
 class Bench:
     """A virtual-clock site with HA pair SIPS_A/SIPS_B and the doubles the test opened."""
 
-    def __init__(self, reactor: Any, site: Site) -> None:
+    def __init__(self, reactor: Any, site: Site, launcher: FakeLauncher) -> None:
         self.reactor = reactor
         self.site = site
         self.peers: list[ScriptedApplication | ManagementClient] = []
-        self.launcher = FakeLauncher()
-        site.layer.control.launcher = self.launcher
+        self.launcher = launcher
 
     async def app(
         self,
@@ -241,15 +242,17 @@ async def bench(
     applications: tuple[StubFixture, ...] = (),
 ) -> AsyncIterator[Bench]:
     """Open a virtual-clock site with the pair SIPS_A/SIPS_B; close it afterwards."""
+    launcher = FakeLauncher()
     site = Site(
         reactor,
         applications=applications,
         pairs=[PAIR],
         mode=RunMode.VIRTUAL,
         heartbeat=heartbeat,
+        launcher=launcher,
     )
     await site.open()
-    b = Bench(reactor, site)
+    b = Bench(reactor, site, launcher)
     try:
         yield b
     finally:

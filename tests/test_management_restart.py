@@ -11,9 +11,8 @@ from reactortest import reactor_test
 from twisted.internet import reactor
 from wireschema import assert_valid_wire
 
-from lca_emulator.harness.site import Site
-from lca_emulator.protocol.codec import encode
-from lca_emulator.protocol.messages import (
+from lca_common.protocol.codec import encode
+from lca_common.protocol.messages import (
     ApplicationStatus,
     ErrorCode,
     EventError,
@@ -21,7 +20,8 @@ from lca_emulator.protocol.messages import (
     ExecutionMode,
     RequestRestartApplication,
 )
-from lca_emulator.registry import JournalEvent
+from lca_emulator.harness.site import Site
+from lca_emulator.journal import JournalEvent
 from lca_emulator.testing import ManagementClient, ScriptedApplication
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult, StubFixture
 

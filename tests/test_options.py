@@ -32,9 +32,6 @@ def test_documented_options_names_defaults_and_ranges() -> None:
         "backup-sip-port-check": (OptionKind.BOOLEAN, True, "true or false"),
         "control-vip-scripts": (OptionKind.BOOLEAN, False, "true or false"),
     }
-    assert [name for name, spec in OPTION_SPECS.items() if spec.restricted] == [
-        "backup-init-check-timeout"
-    ]
     assert all(spec.section == "TServer" for spec in OPTION_SPECS.values())
     assert [spec.default_text for spec in OPTION_SPECS.values()] == ["false", "60", "true", "false"]
 
@@ -167,27 +164,6 @@ def test_invalid_values_do_not_hide_valid_ones() -> None:
         "[TServer] backup-init-check-timeout",
         "[TServer] backup-init-check",
     ]
-
-
-@pytest.mark.parametrize(
-    ("init_check", "port_check", "vip_scripts", "enabled"),
-    [
-        (True, True, False, True),
-        (False, True, False, False),
-        (True, False, False, False),
-        (True, True, True, False),
-    ],
-)
-def test_sip_port_check_needs_init_check_and_no_vip_scripts(
-    init_check: bool, port_check: bool, vip_scripts: bool, enabled: bool
-) -> None:
-    """The port probe runs only with backup-init-check and without control-vip-scripts."""
-    options = TServerOptions(
-        backup_init_check=init_check,
-        backup_sip_port_check=port_check,
-        control_vip_scripts=vip_scripts,
-    )
-    assert options.sip_port_check_enabled is enabled
 
 
 @pytest.mark.parametrize(

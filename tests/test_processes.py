@@ -23,7 +23,7 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from lca_emulator.processes import (
+from lca_emulator.lca.processes import (
     ChildProcess,
     ProcessExit,
     ProcessLauncher,
@@ -225,7 +225,6 @@ def test_start_spawns_the_spec(reactor: FakeProcessReactor, launcher: ProcessLau
     assert spawned.transport.stdin_closed
     assert child.pid == 4000
     assert child.running
-    assert launcher.running() == [child]
 
 
 def test_env_none_inherits(reactor: FakeProcessReactor, launcher: ProcessLauncher) -> None:
@@ -257,7 +256,6 @@ def test_exit_is_reported_once(reactor: FakeProcessReactor, launcher: ProcessLau
     reactor.spawned[0].end(code=3)
     assert outcome_of(child.exited) == ProcessExit(code=3, signal=None)
     assert not child.running
-    assert launcher.running() == []
 
 
 def test_graceful_stop(
@@ -393,23 +391,6 @@ def test_signal_after_exit_is_ignored(
     assert transport.signals == []
 
 
-def test_stop_all(reactor: FakeProcessReactor, clock: Clock, launcher: ProcessLauncher) -> None:
-    """stop_all() SIGTERMs every running child and fires once all have ended."""
-    start(launcher, "A")
-    start(launcher, "B")
-    start(launcher, "C")
-    reactor.spawned[2].end(code=0)
-    done = launcher.stop_all(1.0)
-    assert [s.transport.signals for s in reactor.spawned] == [["TERM"], ["TERM"], []]
-    reactor.spawned[0].end(code=None, signal=15)
-    clock.advance(1.0)
-    assert reactor.spawned[1].transport.signals == ["TERM", "KILL"]
-    assert not done.called
-    reactor.spawned[1].end(code=None, signal=9)
-    assert done.called
-    assert launcher.running() == []
-
-
 def test_output_lines_logged(
     reactor: FakeProcessReactor, launcher: ProcessLauncher, logs: LogWatcher
 ) -> None:
@@ -424,7 +405,7 @@ def test_output_lines_logged(
     spawned.end(code=0)
     assert logs.lines("SIPServer_P") == ["first", "second", "oops", "no newline"]
     event = next(e for e in logs.events if e.get("line") == "oops")
-    assert event["log_namespace"] == "lca_emulator.processes"
+    assert event["log_namespace"] == "lca_emulator.lca.processes"
     assert event["log_format"] == "{application} | {line}"
     assert event["stream"] == "stderr"
 
@@ -463,6 +444,12 @@ TIMEOUT = 20.0
 class RealReactor:
     launcher: ProcessLauncher
     clock: IReactorTime
+    children: list[ChildProcess]
+
+    def start(self, name: str, spec: ProcessSpec) -> ChildProcess:
+        child = self.launcher.start(name, spec)
+        self.children.append(child)
+        return child
 
 
 @pytest.fixture
@@ -471,8 +458,9 @@ def real() -> Iterator[RealReactor]:
 
     clock = cast(IReactorTime, global_reactor)
     launcher = ProcessLauncher(cast(IReactorProcess, global_reactor), clock)
-    yield RealReactor(launcher, clock)
-    for child in launcher.running():
+    children: list[ChildProcess] = []
+    yield RealReactor(launcher, clock, children)
+    for child in children:
         child.kill()
 
 
@@ -483,7 +471,7 @@ def python(code: str) -> ProcessSpec:
 @reactor_test
 async def test_real_exit_code(real: RealReactor) -> None:
     """A real child's exit code is reported."""
-    child = real.launcher.start("exit3", python("raise SystemExit(3)"))
+    child = real.start("exit3", python("raise SystemExit(3)"))
     assert child.pid > 0
     outcome = await child.exited.addTimeout(TIMEOUT, real.clock)
     assert outcome == ProcessExit(code=3, signal=None)
@@ -493,7 +481,7 @@ async def test_real_exit_code(real: RealReactor) -> None:
 async def test_real_output(real: RealReactor, logs: LogWatcher) -> None:
     """A real child's stdout and stderr lines, and its last partial line, are logged."""
     code = "import sys; print('hello'); print('oops', file=sys.stderr); print('tail', end='')"
-    child = real.launcher.start("talker", python(code))
+    child = real.start("talker", python(code))
     outcome = await child.exited.addTimeout(TIMEOUT, real.clock)
     assert outcome == ProcessExit(code=0, signal=None)
     assert sorted(logs.lines("talker")) == ["hello", "oops", "tail"]
@@ -508,7 +496,7 @@ async def test_real_kill_after_ignored_term(real: RealReactor, logs: LogWatcher)
         "print('ready', flush=True)\n"
         "signal.pause()\n"
     )
-    child = real.launcher.start("stubborn", python(code))
+    child = real.start("stubborn", python(code))
     await logs.wait_for_line("stubborn", "ready").addTimeout(TIMEOUT, real.clock)
     outcome = await child.stop(0.2, lambda: False).addTimeout(TIMEOUT, real.clock)
     assert outcome == ProcessExit(code=None, signal=9)
@@ -519,4 +507,4 @@ def test_real_missing_executable(real: RealReactor) -> None:
     """A missing executable raises ProcessStartError before anything is spawned."""
     spec = ProcessSpec(argv=("/nonexistent/sipserver",), cwd="/")
     with pytest.raises(ProcessStartError, match="no such executable"):
-        real.launcher.start("SIPServer_P", spec)
+        real.start("SIPServer_P", spec)

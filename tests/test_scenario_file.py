@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from lca_emulator.harness.scenario import (
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_common.yamlsource import ConfigError
+from lca_emulator.harness.discovery import discover_scenarios
+from lca_emulator.harness.loader import load_management_config, load_scenario
+from lca_emulator.harness.model import (
     EventAction,
     Expectation,
     ExpectationKind,
     HaPair,
     ScenarioEvent,
-    discover_scenarios,
-    load_management_config,
-    load_scenario,
 )
-from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_emulator.yamlsource import ConfigError
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult
 
 CONTRACT_SCENARIO = """

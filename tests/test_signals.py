@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from lca_emulator.signals import MANAGED_ENV, ignore_interrupt_if_managed, stop_reactor_on_interrupt
+from lca_common.entrypoints import (
+    MANAGED_ENV,
+    ignore_interrupt_if_managed,
+    stop_reactor_on_interrupt,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -19,10 +19,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IReactorProcess, IReactorTime
 
-from lca_emulator.processes import ChildProcess, ProcessExit, ProcessLauncher, ProcessSpec
-from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_emulator.registry import ApplicationRecord, JournalEvent
-from lca_emulator.service import ManagementLayer
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.journal import JournalEvent
+from lca_emulator.layer import ManagementLayer
+from lca_emulator.lca.processes import ChildProcess, ProcessExit, ProcessLauncher, ProcessSpec
+from lca_emulator.registry import ApplicationRecord, RecordChange
 from sipserver_stub.sip_port import LOOPBACK, OccupiedPort
 
 TIME_SCALE = 0.01
@@ -48,6 +49,7 @@ class EmulatedSite:
         self.layer = layer
         self.lca_port = lca_port
         self.launcher = ProcessLauncher(cast(IReactorProcess, reactor), self.clock)
+        self.children: list[ChildProcess] = []
 
     def start_stub(self, fixture: Path) -> ChildProcess:
         """Run ``python -m sipserver_stub FIXTURE`` against this LCA, scaled."""
@@ -61,7 +63,9 @@ class EmulatedSite:
             "--time-scale",
             str(TIME_SCALE),
         )
-        return self.launcher.start(fixture.stem, ProcessSpec(argv=argv))
+        child = self.launcher.start(fixture.stem, ProcessSpec(argv=argv))
+        self.children.append(child)
+        return child
 
     def wait_for(
         self, application: str, accept: Callable[[ApplicationRecord], bool]
@@ -73,11 +77,12 @@ class EmulatedSite:
             d.callback(record)
             return d
 
-        def changed(before: object, after: ApplicationRecord, event: JournalEvent) -> None:
+        def changed(change: RecordChange) -> None:
+            after = change.after
             if after.name == application and not d.called and accept(after):
                 d.callback(after)
 
-        stop = self.layer.registry.listen(changed)
+        stop = self.layer.registry.changes.subscribe(changed)
 
         def done(result: object) -> object:
             stop()
@@ -134,7 +139,7 @@ async def emulated_site() -> AsyncIterator[EmulatedSite]:
     try:
         yield site
     finally:
-        for child in site.launcher.running():
+        for child in site.children:
             await child.kill().addTimeout(WAIT_LIMIT, site.clock)
         await layer.shutdown().addTimeout(WAIT_LIMIT, site.clock)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from reactortest import reactor_test
 
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_emulator.harness.site import Site
-from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_emulator.registry import JournalEvent
-from lca_emulator.scs import HaPair
+from lca_emulator.journal import JournalEvent
+from lca_emulator.scs.server import HaPair
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult, StubFixture
 
 PRIMARY = StubFixture(application="SIPS_A", mode=ExecutionMode.PRIMARY, host="a")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from twisted.internet.task import Clock
 
-from lca_emulator.protocol.messages import ApplicationStatus
+from lca_common.protocol.messages import ApplicationStatus
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult
 from sipserver_stub.startup import BackupInitCheck, CheckCore, CheckInputs, ComponentStartup
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lca_emulator.harness.scenario import Expectation, ExpectationKind
+from lca_common.protocol.messages import ApplicationStatus as S
+from lca_common.protocol.messages import ExecutionMode as M
+from lca_emulator.harness.model import Expectation, ExpectationKind
 from lca_emulator.harness.verdict import Timeline, judge
-from lca_emulator.protocol.messages import ApplicationStatus as S
-from lca_emulator.protocol.messages import ExecutionMode as M
-from lca_emulator.registry import ApplicationRecord, JournalEntry, JournalEvent
+from lca_emulator.journal import JournalEntry, JournalEvent
+from lca_emulator.registry import ApplicationRecord
 
 JOURNAL = [
     JournalEntry(0, "B", JournalEvent.CONFIGURED, S.STOPPED, M.UNKNOWN),

@@ -1,4 +1,4 @@
-"""YAML loading with line numbers, and the validation API of ``lca_emulator.yamlsource``."""
+"""YAML loading with line numbers, and the validation API of ``lca_common.yamlsource``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lca_emulator.yamlsource import (
+from lca_common.yamlsource import (
     ConfigError,
     MappingNode,
     Node,

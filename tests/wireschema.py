@@ -1,8 +1,7 @@
-"""Check wire objects against ``docs/protocol.schema.json`` (the published JSON Schema)."""
+"""Check wire objects against the protocol's published JSON Schema (shipped in the package)."""
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,15 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "protocol.schema.json"
-"""Where the schema lives, relative to this file."""
+from lca_common.protocol import json_schema
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+"""The project's documentation folder."""
 
 
 @cache
 def _schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = json_schema()
     Draft202012Validator.check_schema(schema)
     return schema
 

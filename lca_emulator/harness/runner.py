@@ -11,12 +11,13 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from ..control import ControlError
-from ..registry import ApplicationRecord, JournalEntry
-from ..scs import SwitchoverRefusedError
-from .scenario import EventAction, Scenario, ScenarioEvent
-from .site import RunMode, Site
-from .verdict import Timeline, Verdict, judge_all
+from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
+from lca_emulator.harness.site import RunMode, Site
+from lca_emulator.harness.verdict import Timeline, Verdict, judge_all
+from lca_emulator.journal import JournalEntry
+from lca_emulator.lca.control import ControlError
+from lca_emulator.registry import ApplicationRecord
+from lca_emulator.scs.server import SwitchoverRefusedError
 
 log = Logger()
 

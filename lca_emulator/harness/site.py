@@ -22,23 +22,26 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
 from twisted.internet.task import Clock, deferLater
 
+from lca_common.clock import ScaledClock
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.harness.launchers import (
+    InProcessLauncher,
+    StubProcessLauncher,
+    application_spec,
+)
+from lca_emulator.harness.traffic import ObservedServerEndpoint, TrafficMonitor
+from lca_emulator.harness.verdict import Timeline
+from lca_emulator.layer import ManagementLayer
+from lca_emulator.lca.control import ApplicationLauncher
+from lca_emulator.lca.processes import ProcessLauncher
+from lca_emulator.registry import ApplicationRecord
+from lca_emulator.scs.server import HaPair
 from sipserver_stub.fixture import StubFixture
-from sipserver_stub.sip_port import LOOPBACK
 
-from ..clock import ScaledClock
-from ..control import ApplicationLauncher
-from ..launchers import StubProcessLauncher
-from ..processes import ProcessLauncher
-from ..protocol.messages import ApplicationStatus, ExecutionMode
-from ..registry import ApplicationRecord
-from ..scs import HaPair
-from ..service import ManagementLayer
-from .inprocess import InProcessLauncher
-from .traffic import TrafficMonitor
-from .verdict import Timeline
+LOOPBACK = "127.0.0.1"
 
 SETTLE_LIMIT = 30.0
 """Wall-clock seconds the loopback traffic may take to settle before a run gives up."""
@@ -57,7 +60,10 @@ class SettleTimeoutError(Exception):
 
 
 class Site:
-    """The Management Layer and its applications, listening on loopback port 0."""
+    """The Management Layer and its applications, listening on loopback port 0.
+
+    ``launcher`` replaces the one the mode implies (tests use fakes).
+    """
 
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Site:
         time_scale: float = 1.0,
         heartbeat: float | None = None,
         grace: float = 5.0,
+        launcher: ApplicationLauncher | None = None,
     ) -> None:
         self.reactor = reactor
         self.mode = mode
@@ -76,40 +83,33 @@ class Site:
         self.monitor: TrafficMonitor | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.clock: IReactorTime
-        launcher: ApplicationLauncher
         if mode is RunMode.VIRTUAL:
             self.clock = Clock()
             self.monitor = TrafficMonitor(reactor)
-            self.inprocess: InProcessLauncher | None = InProcessLauncher(
-                reactor, self.clock, monitor=self.monitor
-            )
-            launcher = self.inprocess
         else:
             self.clock = ScaledClock(reactor, time_scale)
-            if mode is RunMode.REAL_TIME:
-                self.inprocess = InProcessLauncher(reactor, self.clock)
-                launcher = self.inprocess
-            else:
-                self.inprocess = None
-                self._workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
-                launcher = self._process_launcher = StubProcessLauncher(
-                    ProcessLauncher(reactor, self.clock),
-                    Path(self._workdir.name),
-                    time_scale=time_scale,
-                )
+        if launcher is None:
+            launcher = self._launcher_for(mode)
         self.layer = ManagementLayer(
             self.clock,
-            applications=applications,
+            applications=[application_spec(fixture) for fixture in applications],
             pairs=pairs,
             launcher=launcher,
             heartbeat=heartbeat,
             grace=grace,
-            observer=self.monitor,
         )
-        if self.inprocess is not None:
-            self.inprocess.registry = self.layer.registry
         self.lca_port = 0
         self.scs_port = 0
+
+    def _launcher_for(self, mode: RunMode) -> ApplicationLauncher:
+        if mode is RunMode.PROCESSES:
+            self._workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
+            return StubProcessLauncher(
+                ProcessLauncher(self.reactor, self.clock),
+                Path(self._workdir.name),
+                time_scale=self.time_scale,
+            )
+        return InProcessLauncher(self.reactor, self.clock, monitor=self.monitor)
 
     def now(self) -> float:
         """Scenario time: seconds since the site opened."""
@@ -117,16 +117,15 @@ class Site:
 
     async def open(self) -> None:
         """Listen on loopback port 0 for applications and management clients."""
-        ports = await self.layer.listen(
-            TCP4ServerEndpoint(self.reactor, 0, interface=LOOPBACK),
-            TCP4ServerEndpoint(self.reactor, 0, interface=LOOPBACK),
-        )
+        ports = await self.layer.listen(self._endpoint(), self._endpoint())
         self.lca_port = ports.lca.getHost().port  # type: ignore[attr-defined]
         self.scs_port = ports.scs.getHost().port  # type: ignore[attr-defined]
-        if self.inprocess is not None:
-            self.inprocess.lca_port = self.lca_port
-        else:
-            self._process_launcher.lca = f"tcp:{LOOPBACK}:{self.lca_port}"
+
+    def _endpoint(self) -> IStreamServerEndpoint:
+        endpoint: IStreamServerEndpoint = TCP4ServerEndpoint(self.reactor, 0, interface=LOOPBACK)
+        if self.monitor is not None:
+            endpoint = ObservedServerEndpoint(endpoint, self.monitor)
+        return endpoint
 
     async def settle(self) -> None:
         """Wait until no in-process traffic is in flight (virtual mode only)."""

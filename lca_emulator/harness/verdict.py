@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..protocol.messages import ApplicationStatus, ExecutionMode
-from ..registry import ApplicationRecord, JournalEntry, JournalEvent
-from ..yamlsource import format_number
-from .scenario import Expectation, ExpectationKind
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_common.yamlsource import format_number
+from lca_emulator.harness.model import Expectation, ExpectationKind
+from lca_emulator.journal import JournalEntry, JournalEvent
+from lca_emulator.registry import ApplicationRecord
 
 
 def _time(seconds: float) -> str:

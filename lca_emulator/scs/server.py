@@ -1,5 +1,9 @@
 """The SCS side: HA pairs.  Turns registry changes into pair inputs and carries out
-the decisions of :mod:`lca_emulator.ha` (mode changes, switchovers, refusals)."""
+the decisions of :mod:`lca_emulator.scs.ha` (mode changes, switchovers, refusals).
+
+The SCS is its registry's decider: it decides on each change, and carries the
+decision out once every subscriber has heard of the change (see
+:class:`~lca_emulator.registry.ChangeFeed`)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ from typing import TypeAlias
 
 from twisted.logger import Logger
 
-from .ha import (
+from lca_common.protocol.messages import (
+    ApplicationStatus,
+    EventSwitchover,
+    EventSwitchoverRefused,
+)
+from lca_emulator.journal import JournalEvent
+from lca_emulator.lca.agent import LocalControlAgent
+from lca_emulator.registry import ApplicationRegistry, RecordChange
+from lca_emulator.scs.ha import (
     Action,
     AssignMode,
     Decision,
@@ -20,13 +32,6 @@ from .ha import (
     Refusal,
     Switchover,
 )
-from .lca import LocalControlAgent
-from .protocol.messages import (
-    ApplicationStatus,
-    EventSwitchover,
-    EventSwitchoverRefused,
-)
-from .registry import ApplicationRecord, ApplicationRegistry, JournalEvent
 
 log = Logger()
 
@@ -76,7 +81,7 @@ class SolutionControlServer:
                 if member in self._pairs:
                     raise ValueError(f"{member} is in more than one HA pair")
                 self._pairs[member] = (pair, machine)
-        registry.listen(self._record_changed, last=True)
+        registry.changes.decide_with(self)
 
     def listen(self, listener: Callable[[SwitchoverNotice], None]) -> Callable[[], None]:
         """Hear of every switchover and refusal; returns a function that stops it."""
@@ -106,32 +111,27 @@ class SolutionControlServer:
         entry = self._pairs.get(application)
         if entry is None:
             raise KeyError(application)
-        decision = self._feed(entry, PairInput(InputKind.SWITCHOVER_REQUESTED, application))
+        decision = self._decide(entry, PairInput(InputKind.SWITCHOVER_REQUESTED, application))
+        self._carry_out(entry[0], decision)
         for action in decision.actions:
             if isinstance(action, Refusal):
                 raise SwitchoverRefusedError(action.reason)
         return decision
 
-    # -- internals ---------------------------------------------------------------
-
-    def _record_changed(
-        self, before: ApplicationRecord, after: ApplicationRecord, event: JournalEvent
-    ) -> None:
-        entry = self._pairs.get(after.name)
+    def consider(self, change: RecordChange) -> Callable[[], None] | None:
+        """Feed ``change`` to its pair's machine; return how to carry out the decision."""
+        entry = self._pairs.get(change.after.name)
         if entry is None or self._suspended:
-            return
-        if event is JournalEvent.REGISTERED:
-            self._feed(entry, PairInput(InputKind.REGISTERED, after.name))
-        elif event in _LOSS_EVENTS and (before.up or before.status is not after.status):
-            self._feed(entry, PairInput(InputKind.LOST, after.name, _LOSS_EVENTS[event]))
-        elif event is JournalEvent.RECOVERED:
-            self._feed(entry, PairInput(InputKind.RECOVERED, after.name))
-        elif after.status is not before.status and event in (
-            JournalEvent.STATUS,
-            JournalEvent.START_FAILED,
-        ):
-            kind = InputKind.LOST if event is JournalEvent.START_FAILED else InputKind.STATUS
-            self._feed(entry, PairInput(kind, after.name, "failed to start"))
+            return None
+        pair_input = _pair_input(change)
+        if pair_input is None:
+            return None
+        decision = self._decide(entry, pair_input)
+        if not decision.actions:
+            return None
+        return lambda: self._carry_out(entry[0], decision)
+
+    # -- internals ---------------------------------------------------------------
 
     def _members(self, pair: HaPair) -> dict[str, MemberView]:
         views = {}
@@ -148,14 +148,15 @@ class SolutionControlServer:
             )
         return views
 
-    def _feed(self, entry: tuple[HaPair, HaPairMachine], event: PairInput) -> Decision:
+    def _decide(self, entry: tuple[HaPair, HaPairMachine], event: PairInput) -> Decision:
         pair, machine = entry
-        decision = machine.handle(event, self._members(pair))
-        for action in decision.actions:
-            self._carry_out(pair, action, decision.rule)
-        return decision
+        return machine.handle(event, self._members(pair))
 
-    def _carry_out(self, pair: HaPair, action: Action, rule: str) -> None:
+    def _carry_out(self, pair: HaPair, decision: Decision) -> None:
+        for action in decision.actions:
+            self._act(pair, action, decision.rule)
+
+    def _act(self, pair: HaPair, action: Action, rule: str) -> None:
         now = self.registry.now()
         if isinstance(action, AssignMode):
             self.registry.note(
@@ -183,3 +184,19 @@ class SolutionControlServer:
         log.info("{notice}", notice=notice)
         for listener in list(self._listeners):
             listener(notice)
+
+
+def _pair_input(change: RecordChange) -> PairInput | None:
+    """What ``change`` means to the member's pair machine, if anything."""
+    before, after, event = change.before, change.after, change.event
+    if event is JournalEvent.REGISTERED:
+        return PairInput(InputKind.REGISTERED, after.name)
+    if event in _LOSS_EVENTS and (before.up or before.status is not after.status):
+        return PairInput(InputKind.LOST, after.name, _LOSS_EVENTS[event])
+    if event is JournalEvent.RECOVERED:
+        return PairInput(InputKind.RECOVERED, after.name)
+    if after.status is not before.status and event is JournalEvent.STATUS:
+        return PairInput(InputKind.STATUS, after.name, "failed to start")
+    if after.status is not before.status and event is JournalEvent.START_FAILED:
+        return PairInput(InputKind.LOST, after.name, "failed to start")
+    return None

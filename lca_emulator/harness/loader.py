@@ -1,9 +1,10 @@
 """Scenario files (what ``lca-emulator run`` executes) and the ``serve --config`` file.
 
-Both are YAML, validated at once into frozen dataclasses: the applications (stub
-fixtures, inline or from fixture files), the HA pairs, and for a scenario its
-duration, timed events and expectations.  Every problem is a ``ConfigError``
-naming the file, the line and the key path.
+Both are YAML, validated at once into the frozen dataclasses of
+:mod:`lca_emulator.harness.model`: the applications (stub fixtures, inline or from
+fixture files), the HA pairs, and for a scenario its duration, timed events and
+expectations.  Every problem is a ``ConfigError`` naming the file, the line and the
+key path.
 """
 
 from __future__ import annotations
@@ -12,37 +13,26 @@ import dataclasses
 import enum
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from lca_emulator.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_emulator.registry import JournalEvent
-from lca_emulator.scs import HaPair
-from lca_emulator.yamlsource import (
-    ConfigError,
-    MappingNode,
-    Node,
-    format_number,
-    load_yaml,
-    suggestion,
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_common.yamlsource import MappingNode, Node, format_number, load_yaml, suggestion
+from lca_emulator.harness.model import (
+    EXPECTABLE_EVENTS,
+    EventAction,
+    Expectation,
+    ExpectationKind,
+    HaPair,
+    ManagementConfig,
+    Scenario,
+    ScenarioEvent,
 )
+from lca_emulator.journal import JournalEvent
 from sipserver_stub.fixture import FIXTURE_KEYS, StubFixture, fixture_from_fields
 from sipserver_stub.options import scalar_to_option_string
 
-__all__ = [
-    "SCENARIO_KEYS",
-    "EventAction",
-    "Expectation",
-    "ExpectationKind",
-    "HaPair",
-    "ManagementConfig",
-    "Scenario",
-    "ScenarioEvent",
-    "discover_scenarios",
-    "load_management_config",
-    "load_scenario",
-]
+__all__ = ["SCENARIO_KEYS", "load_management_config", "load_scenario"]
 
 SCENARIO_KEYS: Final = (
     "name",
@@ -55,119 +45,7 @@ SCENARIO_KEYS: Final = (
 )
 """The top-level keys of a scenario file (a ``serve --config`` file ignores the rest)."""
 
-_SCENARIO_MARKERS: Final = frozenset({"duration", "expect"})
 _APPLICATION_ENTRY_KEYS: Final = FIXTURE_KEYS | {"fixture"}
-
-
-class EventAction(enum.StrEnum):
-    """What a scenario event does to an application."""
-
-    STOP = "stop"
-    KILL = "kill"
-    START = "start"
-    RESTART = "restart"
-    SET_OPTION = "set-option"
-    SWITCHOVER = "switchover"
-    """A manual switchover of the application's HA pair (``RequestSwitchover``)."""
-    HANG = "hang"
-    """The application stops answering (SIGSTOP for a process): only a heartbeat sees it."""
-
-
-@dataclass(frozen=True)
-class ScenarioEvent:
-    """An action at ``at`` seconds; ``set-option`` also carries section, option and value."""
-
-    at: float
-    action: EventAction
-    application: str
-    section: str | None = None
-    option: str | None = None
-    value: str | None = None
-    line: int = 0
-
-
-class ExpectationKind(enum.StrEnum):
-    """When an expectation is checked."""
-
-    WITHIN = "within"
-    AT = "at"
-    NEVER = "never"
-    AT_END = "at-end"
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """Something the run must show about one application's status, mode or journal.
-
-    Exactly one of ``status``, ``mode`` and ``event`` (a journal event such as
-    ``switchover-refused``) is set; ``time`` is set for ``within`` and ``at`` only.
-    ``text`` is a short rendering for reports (filled in when empty).
-    """
-
-    application: str
-    kind: ExpectationKind
-    status: ApplicationStatus | None = None
-    mode: ExecutionMode | None = None
-    time: float | None = None
-    line: int = 0
-    text: str = ""
-    event: JournalEvent | None = None
-
-    def __post_init__(self) -> None:
-        if [self.status, self.mode, self.event].count(None) != 2:
-            raise ValueError("an expectation has exactly one of status, mode and event")
-        if self.event is not None and self.kind is ExpectationKind.AT_END:
-            raise ValueError("a journal event cannot be expected at-end")
-        timed = self.kind in (ExpectationKind.WITHIN, ExpectationKind.AT)
-        if timed != (self.time is not None):
-            raise ValueError(f"time is required for within/at and only for them: {self}")
-        if not self.text:
-            object.__setattr__(self, "text", self._render())
-
-    def _render(self) -> str:
-        if self.kind is ExpectationKind.NEVER:
-            if self.event is not None:
-                return f"{self.application} never {self.event}"
-            if self.status is not None:
-                return f"{self.application} never {self.status}"
-            word = "mode UNKNOWN" if self.mode is ExecutionMode.UNKNOWN else str(self.mode)
-            return f"{self.application} never {word}"
-        subject = f"status {self.status}" if self.status is not None else f"mode {self.mode}"
-        if self.event is not None:
-            subject = f"event {self.event}"
-        if self.kind is ExpectationKind.AT_END:
-            return f"{self.application} {subject} at end"
-        assert self.time is not None
-        if self.kind is ExpectationKind.WITHIN:
-            return f"{self.application} {subject} within {format_number(self.time)}s"
-        return f"{self.application} {subject} at t={format_number(self.time)}"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A validated scenario file: what runs, for how long, what happens and what must hold.
-
-    ``events`` are sorted by time (ties keep file order).
-    """
-
-    name: str
-    path: str
-    duration: float
-    applications: tuple[StubFixture, ...]
-    ha_pairs: tuple[HaPair, ...] = ()
-    events: tuple[ScenarioEvent, ...] = ()
-    expectations: tuple[Expectation, ...] = ()
-    heartbeat: float | None = None
-    """The LCA's heartbeat period (our extension): an application silent longer is hung."""
-
-
-@dataclass(frozen=True)
-class ManagementConfig:
-    """The ``serve --config`` file: the applications the emulator starts and the HA pairs."""
-
-    applications: tuple[StubFixture, ...]
-    ha_pairs: tuple[HaPair, ...]
-    path: str
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
@@ -200,45 +78,6 @@ def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
     root = load_yaml(path).mapping(SCENARIO_KEYS)
     applications, pairs = _applications_and_pairs(root)
     return ManagementConfig(applications=applications, ha_pairs=pairs, path=root.file)
-
-
-def discover_scenarios(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """The scenario files named by ``paths``: a file as is, a folder searched recursively.
-
-    In a folder only ``*.yaml``/``*.yml`` files with a top-level ``duration`` or
-    ``expect`` key count (fixture files live beside scenarios); hidden ones are skipped.
-    """
-    found: dict[Path, None] = {}
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            candidates = sorted(
-                candidate
-                for candidate in path.rglob("*")
-                if candidate.suffix in (".yaml", ".yml")
-                and candidate.is_file()
-                and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
-            )
-            found.update((candidate, None) for candidate in candidates if _is_scenario(candidate))
-        elif path.exists():
-            found[path] = None
-        else:
-            raise ConfigError(str(path), None, "", "no such file or directory")
-    return list(found)
-
-
-def _is_scenario(path: Path) -> bool:
-    """Every YAML file in a folder is a scenario except stub fixtures (a top-level
-    ``application`` key): a mistyped scenario is reported, never silently skipped.
-    A file that cannot be read or parsed is kept too, so that running it says why."""
-    try:
-        root = load_yaml(path)
-        if not root.is_mapping:
-            return False
-        keys = set(root.mapping())
-    except ConfigError:
-        return True
-    return bool(keys & _SCENARIO_MARKERS) or "application" not in keys
 
 
 def _applications_and_pairs(
@@ -357,19 +196,6 @@ def _event(node: Node, duration: float, names: list[str]) -> ScenarioEvent:
         line=fields.line,
     )
 
-
-EXPECTABLE_EVENTS: Final = (
-    JournalEvent.REGISTERED,
-    JournalEvent.DISCONNECTED,
-    JournalEvent.EXITED,
-    JournalEvent.KILLED,
-    JournalEvent.START_FAILED,
-    JournalEvent.HUNG,
-    JournalEvent.RECOVERED,
-    JournalEvent.SWITCHOVER,
-    JournalEvent.SWITCHOVER_REFUSED,
-)
-"""The journal events an expectation may name (``event:`` or ``never:``)."""
 
 _EXPECTATION_WHEN: Final = tuple(kind.value for kind in ExpectationKind)
 _NEVER_MODES: Final = (ExecutionMode.PRIMARY, ExecutionMode.BACKUP, ExecutionMode.EXITING)

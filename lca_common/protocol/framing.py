@@ -16,8 +16,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from .codec import MAX_LINE_LENGTH, FramingError, ProtocolError, decode, encode
-from .messages import ErrorCode, EventError, Message
+from lca_common.protocol.codec import MAX_LINE_LENGTH, FramingError, ProtocolError, decode, encode
+from lca_common.protocol.messages import ErrorCode, EventError, Message
 
 
 class MessageSender(TypingProtocol):
@@ -46,20 +46,6 @@ class ConnectionController(TypingProtocol):
         """The connection is gone."""
 
 
-class TrafficObserver(TypingProtocol):
-    """Sees every connection and line; the virtual-time harness uses it to find quiet."""
-
-    def connection_opened(self, local: IAddress, peer: IAddress) -> None: ...
-
-    def connection_closing(self, local: IAddress, peer: IAddress) -> None: ...
-
-    def connection_closed(self, local: IAddress, peer: IAddress) -> None: ...
-
-    def line_sent(self, local: IAddress, peer: IAddress) -> None: ...
-
-    def line_handled(self, local: IAddress, peer: IAddress) -> None: ...
-
-
 class JsonLinesProtocol(LineOnlyReceiver):
     """Frames JSON Lines; decodes with ``accepted`` and forwards to ``controller``.
 
@@ -78,15 +64,12 @@ class JsonLinesProtocol(LineOnlyReceiver):
         accepted: Sequence[type[Message]],
         *,
         answer_errors: bool,
-        observer: TrafficObserver | None = None,
     ) -> None:
         self.controller = controller
         self.accepted = tuple(accepted)
         self.answer_errors = answer_errors
-        self.observer = observer
         self._open = False
-        self._observed = False
-        self._addresses: tuple[IAddress, IAddress] | None = None
+        self._peer: IAddress | None = None
 
     # -- MessageSender ---------------------------------------------------------
 
@@ -94,60 +77,36 @@ class JsonLinesProtocol(LineOnlyReceiver):
         """Encode and write one message, if the connection is still open."""
         if not self._open:
             return
-        if self.observer is not None:
-            self.observer.line_sent(*self._ends())
         self.sendLine(encode(message))
 
     def disconnect(self) -> None:
         """Close the connection once pending output is written."""
-        self._closing()
+        self._open = False
         self._transport().loseConnection()
 
     def abort(self) -> None:
         """Drop the connection at once."""
-        self._closing()
-        self._transport().abortConnection()
-
-    def _closing(self) -> None:
-        if self._open and self.observer is not None:
-            self.observer.connection_closing(*self._ends())
         self._open = False
+        self._transport().abortConnection()
 
     def _transport(self) -> ITCPTransport:
         assert self.transport is not None
         return self.transport  # type: ignore[return-value]
 
-    def _ends(self) -> tuple[IAddress, IAddress]:
-        """Both ends' addresses, read once: a closed socket no longer knows them."""
-        if self._addresses is None:
-            transport = self._transport()
-            self._addresses = (transport.getHost(), transport.getPeer())
-        return self._addresses
-
     # -- Twisted ---------------------------------------------------------------
 
     def connectionMade(self) -> None:
         self._open = True
-        self._ends()
-        if self.observer is not None:
-            self._observed = True
-            self.observer.connection_opened(*self._ends())
+        self._peer = self._transport().getPeer()  # read once: a closed socket forgets it
         self.controller.connection_made(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._open = False
         self.controller.connection_lost(reason if reason is not None else Failure(Exception()))
-        if self._observed and self.observer is not None:
-            self.observer.connection_closed(*self._ends())
 
     def lineReceived(self, line: bytes) -> None:
-        try:
-            if not self._open:
-                return
+        if self._open:
             self._handle(line.removesuffix(b"\r"))
-        finally:
-            if self.observer is not None:
-                self.observer.line_handled(*self._ends())
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if not self._open:
@@ -158,8 +117,6 @@ class JsonLinesProtocol(LineOnlyReceiver):
                 f"line longer than the limit of {MAX_LINE_LENGTH} bytes",
             )
         )
-        if self.observer is not None:
-            self.observer.line_handled(*self._ends())
 
     def _handle(self, line: bytes) -> None:
         try:
@@ -172,7 +129,7 @@ class JsonLinesProtocol(LineOnlyReceiver):
     def _reject(self, error: ProtocolError) -> None:
         self.log.warn(
             "bad line from {peer}: {code}: {text}",
-            peer=self._ends()[1],
+            peer=self._peer,
             code=error.code.value,
             text=error.text,
         )
@@ -185,13 +142,12 @@ class JsonLinesProtocol(LineOnlyReceiver):
 def server_factory(
     new_controller: Callable[[], ConnectionController],
     accepted: Sequence[type[Message]],
-    observer: TrafficObserver | None = None,
 ) -> Factory:
     """A listening factory: one :class:`JsonLinesProtocol` and one fresh controller per
     connection, answering undecodable lines with ``EventError``."""
 
     def build() -> JsonLinesProtocol:
-        return JsonLinesProtocol(new_controller(), accepted, answer_errors=True, observer=observer)
+        return JsonLinesProtocol(new_controller(), accepted, answer_errors=True)
 
     factory: Factory = Factory.forProtocol(build)
     factory.noisy = False  # a log line per connection is noise, not news

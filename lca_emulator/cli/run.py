@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..clock import positive_float
-from ..signals import stop_reactor_on_interrupt
-from ..yamlsource import ConfigError, format_number
-from .runner import ScenarioResult, run_scenario
-from .scenario import Scenario, discover_scenarios, load_scenario
-from .site import RunMode, Site
+from lca_common.entrypoints import positive_float, stop_reactor_on_interrupt
+from lca_common.yamlsource import ConfigError, format_number
+from lca_emulator.harness.discovery import discover_scenarios
+from lca_emulator.harness.loader import load_scenario
+from lca_emulator.harness.model import Scenario
+from lca_emulator.harness.runner import ScenarioResult, run_scenario
+from lca_emulator.harness.site import RunMode, Site
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
-from .messages import ErrorCode, Message
+from lca_common.protocol.messages import ErrorCode, Message
 
 MAX_LINE_LENGTH = 65536
 """The longest line, in bytes and without its ``\\n``, that either side accepts."""

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-import math
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
-
-
-def positive_float(text: str) -> float:
-    """An argparse type for ``--time-scale`` and other positive durations."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number greater than 0: {text!r}")
-    return value
 
 
 @implementer(IReactorTime)

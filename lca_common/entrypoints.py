@@ -1,10 +1,25 @@
-"""Signals for the command-line entry points: one clean stop, however often Ctrl-C is hit."""
+"""What the command-line entry points share: argument types, and one clean stop however
+often Ctrl-C is hit."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import signal
 from typing import Any
+
+
+def positive_float(text: str) -> float:
+    """An argparse type for ``--time-scale`` and other positive durations."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0: {text!r}")
+    return value
+
 
 MANAGED_ENV = "LCA_EMULATOR_MANAGED"
 """Set in the environment of applications the emulated LCA starts."""

@@ -8,9 +8,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .control import ApplicationControl, ControlError
-from .protocol.framing import MessageSender, TrafficObserver, server_factory
-from .protocol.messages import (
+from lca_common.protocol.framing import MessageSender, server_factory
+from lca_common.protocol.messages import (
     CLIENT_TO_SCS,
     ErrorCode,
     EventError,
@@ -23,8 +22,9 @@ from .protocol.messages import (
     RequestSubscribe,
     RequestSwitchover,
 )
-from .registry import ApplicationRecord, ApplicationRegistry, JournalEvent
-from .scs import SolutionControlServer, SwitchoverNotice, SwitchoverRefusedError
+from lca_emulator.lca.control import ApplicationControl, ControlError
+from lca_emulator.registry import ApplicationRegistry, RecordChange
+from lca_emulator.scs.server import SolutionControlServer, SwitchoverNotice, SwitchoverRefusedError
 
 log = Logger()
 
@@ -37,17 +37,14 @@ class ManagementEndpoint:
         registry: ApplicationRegistry,
         scs: SolutionControlServer,
         control: ApplicationControl,
-        *,
-        observer: TrafficObserver | None = None,
     ) -> None:
         self.registry = registry
         self.scs = scs
         self.control = control
-        self.observer = observer
 
     def factory(self) -> Factory:
         """A protocol factory for the SCS endpoint."""
-        return server_factory(lambda: ManagementSession(self), CLIENT_TO_SCS, self.observer)
+        return server_factory(lambda: ManagementSession(self), CLIENT_TO_SCS)
 
 
 class ManagementSession:
@@ -103,14 +100,12 @@ class ManagementSession:
             return  # already subscribed: one stream per connection
         for record in self.endpoint.registry.records():
             self.send(record.info())
-        self._unsubscribe.append(self.endpoint.registry.listen(self._record_changed))
+        self._unsubscribe.append(self.endpoint.registry.changes.subscribe(self._record_changed))
         self._unsubscribe.append(self.endpoint.scs.listen(self._switchover_notice))
 
-    def _record_changed(
-        self, before: ApplicationRecord, after: ApplicationRecord, event: JournalEvent
-    ) -> None:
-        if (before.status, before.mode) != (after.status, after.mode):
-            self.send(after.info())
+    def _record_changed(self, change: RecordChange) -> None:
+        if change.shown_state_changed:
+            self.send(change.after.info())
 
     def _switchover_notice(self, notice: SwitchoverNotice) -> None:
         self.send(notice)

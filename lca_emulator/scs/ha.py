@@ -22,7 +22,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from .protocol.messages import ApplicationStatus, ExecutionMode
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 
 
 class PairState(enum.StrEnum):

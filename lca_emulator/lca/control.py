@@ -1,27 +1,25 @@
 """Process control like a real LCA: start, stop gracefully, kill, restart, see exits.
 
-What runs an application is a :class:`ApplicationLauncher`: real child processes
-(:class:`StubProcessLauncher`) for ``serve`` and ``run --processes``, or stubs in
-this process for virtual-time runs (``lca_emulator.harness.inprocess``).
+What runs an application is an :class:`ApplicationLauncher`, given by whoever
+builds the Management Layer: the harness starts SIP Server stubs, as child
+processes or in this process (``lca_emulator.harness.launchers``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .lca import LocalControlAgent
-from .processes import ProcessExit
-from .protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
-from .registry import ApplicationRegistry, JournalEvent
-
-if TYPE_CHECKING:
-    from sipserver_stub.fixture import StubFixture
-
+from lca_common.protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
+from lca_emulator.applications import ApplicationSpec
+from lca_emulator.journal import JournalEvent
+from lca_emulator.lca.agent import LocalControlAgent
+from lca_emulator.lca.processes import ProcessExit
+from lca_emulator.registry import ApplicationRegistry
 
 log = Logger()
 
@@ -51,10 +49,11 @@ class RunningApplication(Protocol):
 
 
 class ApplicationLauncher(Protocol):
-    """Starts applications from their fixtures."""
+    """Starts applications from their configuration."""
 
-    def launch(self, fixture: StubFixture) -> RunningApplication:
-        """Start one application; raises an exception with a clear message on failure."""
+    def launch(self, spec: ApplicationSpec, lca: str) -> RunningApplication:
+        """Start one application that reaches its LCA at ``lca`` (a client endpoint
+        string); raises an exception with a clear message on failure."""
 
 
 class ControlError(Exception):
@@ -74,7 +73,7 @@ class ApplicationControl:
         registry: ApplicationRegistry,
         lca: LocalControlAgent,
         launcher: ApplicationLauncher | None,
-        fixtures: Iterable[StubFixture] = (),
+        applications: Iterable[ApplicationSpec] = (),
         *,
         grace: float = DEFAULT_GRACE,
     ) -> None:
@@ -82,10 +81,10 @@ class ApplicationControl:
         self.lca = lca
         self.launcher = launcher
         self.grace = grace
-        self.fixtures: dict[str, StubFixture] = {f.application: f for f in fixtures}
+        self.applications: dict[str, ApplicationSpec] = {a.name: a for a in applications}
         self._running: dict[str, RunningApplication] = {}
         self._restarting: dict[str, Deferred[None]] = {}
-        for name in self.fixtures:
+        for name in self.applications:
             registry.note(
                 name,
                 JournalEvent.CONFIGURED,
@@ -96,39 +95,41 @@ class ApplicationControl:
 
     def managed(self, name: str) -> bool:
         """Whether ``name`` is in the configuration (so it can be started and stopped)."""
-        return name in self.fixtures
+        return name in self.applications
 
     def running(self, name: str) -> bool:
         """Whether ``name`` was started and has not exited yet."""
         return name in self._running
 
-    def _check(self, name: str) -> StubFixture:
-        fixture = self.fixtures.get(name)
-        if fixture is None:
+    def _check(self, name: str) -> ApplicationSpec:
+        spec = self.applications.get(name)
+        if spec is None:
             if name in self.registry:
                 raise ControlError(
                     ErrorCode.NOT_MANAGED, f"{name} is not in the configuration; it is only tracked"
                 )
             raise ControlError(ErrorCode.UNKNOWN_APPLICATION, f"no application named {name!r}")
-        return fixture
+        return spec
 
     def start(self, name: str) -> None:
         """Start ``name``; it is ``START_PENDING`` until it registers and reports.
 
         A start while a restart of ``name`` is under way is that restart's start.
         """
-        fixture = self._check(name)
+        spec = self._check(name)
         if name in self._restarting:
             return
         if name in self._running:
             raise ControlError(ErrorCode.ALREADY_RUNNING, f"{name} is already running")
         if self.launcher is None:
             raise ControlError(ErrorCode.NOT_MANAGED, "this emulator starts no applications")
+        if self.lca.endpoint is None:
+            raise ControlError(ErrorCode.START_FAILED, f"{name}: the LCA is not listening yet")
         self.registry.note(
             name, JournalEvent.START_REQUESTED, status=ApplicationStatus.START_PENDING
         )
         try:
-            app = self.launcher.launch(fixture)
+            app = self.launcher.launch(spec, self.lca.endpoint)
         except Exception as e:
             self.registry.note(
                 name, JournalEvent.START_FAILED, str(e), status=ApplicationStatus.STOPPED
@@ -206,8 +207,7 @@ class ApplicationControl:
 
     def set_option(self, name: str, section: str, option: str, value: str) -> None:
         """Change an option in ``name``'s configuration; it applies at the next start."""
-        fixture = self._check(name)
-        self.fixtures[name] = fixture.with_option(section, option, value)
+        self.applications[name] = self._check(name).with_option(section, option, value)
         log.info(
             "{app}: [{section}] {option} = {value!r} recorded; takes effect after restart",
             app=name,

@@ -1,7 +1,22 @@
-"""The Management Layer wire protocol: messages, codec and framing (``docs/protocol.md``)."""
+"""The Management Layer wire protocol: messages, codec and framing (``docs/protocol.md``).
 
-from .codec import MAX_LINE_LENGTH, FramingError, MessageError, ProtocolError, decode, encode
-from .messages import (
+Its JSON Schema ships beside it: :func:`json_schema`.
+"""
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lca_common.protocol.codec import (
+    MAX_LINE_LENGTH,
+    FramingError,
+    MessageError,
+    ProtocolError,
+    decode,
+    encode,
+)
+from lca_common.protocol.messages import (
     APPLICATION_TO_LCA,
     CLIENT_TO_SCS,
     LCA_TO_APPLICATION,
@@ -61,4 +76,13 @@ __all__ = [
     "ResponseExecutionModeChanged",
     "decode",
     "encode",
+    "json_schema",
 ]
+
+
+@cache
+def json_schema() -> dict[str, Any]:
+    """The protocol's JSON Schema (2020-12), as shipped in this package."""
+    text = resources.files(__name__).joinpath("protocol.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -13,9 +13,9 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from .clock import ScaledClock, positive_float
-from .signals import stop_reactor_on_interrupt
-from .yamlsource import ConfigError
+from lca_common.clock import ScaledClock
+from lca_common.entrypoints import positive_float, stop_reactor_on_interrupt
+from lca_common.yamlsource import ConfigError
 
 log = Logger()
 
@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
         "--journal", metavar="FILE", help="write the status journal here (JSON Lines) on exit"
     )
 
-    from .harness.cli import add_run_arguments
+    from lca_emulator.cli.run import add_run_arguments
 
     add_run_arguments(sub)
     return p
@@ -80,14 +80,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         serve(args)
     else:
-        from .harness.cli import run_command
+        from lca_emulator.cli.run import run_command
 
         raise SystemExit(run_command(args))
 
 
 def serve(args: argparse.Namespace) -> None:
     """``lca-emulator serve``: listen, start the configured applications, run until stopped."""
-    from .harness.scenario import load_management_config
+    from lca_emulator.harness.loader import load_management_config
 
     applications: Sequence[Any] = ()
     pairs: Sequence[Any] = ()
@@ -102,9 +102,9 @@ def serve(args: argparse.Namespace) -> None:
     from twisted.internet import reactor
     from twisted.internet.task import react
 
-    from .launchers import StubProcessLauncher
-    from .processes import ProcessLauncher
-    from .service import ListeningAddresses, ManagementLayer
+    from lca_emulator.harness.launchers import StubProcessLauncher, application_spec
+    from lca_emulator.layer import ListeningAddresses, ManagementLayer
+    from lca_emulator.lca.processes import ProcessLauncher
 
     try:
         lca_endpoint = serverFromString(reactor, args.lca)
@@ -128,7 +128,7 @@ def serve(args: argparse.Namespace) -> None:
         )
         layer = ManagementLayer(
             clock,
-            applications=applications,
+            applications=[application_spec(fixture) for fixture in applications],
             pairs=pairs,
             launcher=launcher,
             heartbeat=args.heartbeat,
@@ -142,7 +142,6 @@ def serve(args: argparse.Namespace) -> None:
         lca_at = ListeningAddresses.describe(ports.lca)
         print(f"LCA listening on {lca_at}", flush=True)
         print(f"SCS listening on {ListeningAddresses.describe(ports.scs)}", flush=True)
-        launcher.lca = ListeningAddresses.client_endpoint(ports.lca)
         for error in layer.start_all():
             log.error("{error}", error=error)
 

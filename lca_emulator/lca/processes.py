@@ -13,7 +13,7 @@ import signal as _signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -27,13 +27,14 @@ from twisted.python.failure import Failure
 
 __all__ = [
     "ChildProcess",
+    "ExitWatch",
     "ProcessExit",
     "ProcessLauncher",
     "ProcessSpec",
     "ProcessStartError",
 ]
 
-_log = Logger(namespace="lca_emulator.processes")
+_log = Logger(namespace="lca_emulator.lca.processes")
 
 # A child that writes this much without a newline is logged in pieces, so one
 # runaway line cannot grow our buffer without bound.
@@ -70,6 +71,37 @@ class ProcessExit:
         return "ended with an unknown status"
 
 
+class ExitWatch:
+    """How an application ended, once it has, and everyone waiting for that."""
+
+    def __init__(self) -> None:
+        self.outcome: ProcessExit | None = None
+        self._waiters: list[Deferred[ProcessExit]] = []
+
+    @property
+    def running(self) -> bool:
+        """True until the application has ended."""
+        return self.outcome is None
+
+    def wait(self) -> Deferred[ProcessExit]:
+        """A new Deferred that fires with the outcome (at once if it has ended)."""
+        if self.outcome is not None:
+            return succeed(self.outcome)
+        waiter: Deferred[ProcessExit] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def ended(self, outcome: ProcessExit) -> bool:
+        """Record the end and tell every waiter; False if it had ended already."""
+        if self.outcome is not None:
+            return False
+        self.outcome = outcome
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(outcome)
+        return True
+
+
 class ProcessStartError(Exception):
     """An application's process could not be started."""
 
@@ -87,20 +119,19 @@ class ChildProcess:
         self.pid = 0
         self._clock = clock
         self._transport: IProcessTransport | None = None
-        self._exit: ProcessExit | None = None
-        self._waiters: list[Deferred[ProcessExit]] = []
+        self._exit = ExitWatch()
         self._timer: IDelayedCall | None = None
         self._stop_requested = False
-        self.exited: Deferred[ProcessExit] = self._when_exited()
+        self.exited: Deferred[ProcessExit] = self._exit.wait()
 
     @property
     def running(self) -> bool:
         """True until the process has ended."""
-        return self._exit is None
+        return self._exit.running
 
     def signal(self, name: str) -> None:
         """Send ``SIG<name>`` ("TERM", "KILL", "INT"); a no-op once the process has ended."""
-        if self._exit is not None or self._transport is None:
+        if not self._exit.running or self._transport is None:
             return
         _log.info(
             "{application} | sending SIG{signal} to pid {pid}",
@@ -116,13 +147,13 @@ class ChildProcess:
 
         ``ask`` returns False when it could not ask (e.g. not connected): TERM at once.
         """
-        if not self._stop_requested and self._exit is None:
+        if not self._stop_requested and self._exit.running:
             self._stop_requested = True
             if not self._ask(ask):
                 self._terminate(grace)
-            elif self._exit is None:
+            elif self._exit.running:
                 self._timer = self._clock.callLater(grace, self._terminate, grace)
-        return self._when_exited()
+        return self._exit.wait()
 
     def hang(self) -> None:
         """Send SIGSTOP: the process stays, answers nothing, and can still be killed."""
@@ -131,7 +162,7 @@ class ChildProcess:
     def kill(self) -> Deferred[ProcessExit]:
         """Send SIGKILL now."""
         self.signal("KILL")
-        return self._when_exited()
+        return self._exit.wait()
 
     def _ask(self, ask: Callable[[], bool]) -> bool:
         try:
@@ -142,24 +173,16 @@ class ChildProcess:
 
     def _terminate(self, grace: float) -> None:
         self.signal("TERM")
-        if self._exit is None:
+        if self._exit.running:
             self._timer = self._clock.callLater(grace, self.signal, "KILL")
-
-    def _when_exited(self) -> Deferred[ProcessExit]:
-        if self._exit is not None:
-            return succeed(self._exit)
-        waiter: Deferred[ProcessExit] = Deferred()
-        self._waiters.append(waiter)
-        return waiter
 
     def _started(self, transport: IProcessTransport) -> None:
         self._transport = transport
         self.pid = transport.pid or 0
 
     def _ended(self, outcome: ProcessExit) -> None:
-        if self._exit is not None:
+        if not self._exit.running:
             return
-        self._exit = outcome
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -169,9 +192,7 @@ class ChildProcess:
             pid=self.pid,
             outcome=outcome.describe(),
         )
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(outcome)
+        self._exit.ended(outcome)
 
 
 class _ChildProtocol(ProcessProtocol):
@@ -220,12 +241,11 @@ class _ChildProtocol(ProcessProtocol):
 
 
 class ProcessLauncher:
-    """Starts applications as child processes and keeps track of the running ones."""
+    """Starts applications as child processes."""
 
     def __init__(self, reactor: IReactorProcess, clock: IReactorTime) -> None:
         self._reactor = reactor
         self._clock = clock
-        self._children: list[ChildProcess] = []
 
     def start(self, name: str, spec: ProcessSpec) -> ChildProcess:
         """Spawn ``spec`` for application ``name``; raise ProcessStartError if it cannot run."""
@@ -252,22 +272,7 @@ class ProcessLauncher:
             pid=child.pid,
             argv=" ".join(spec.argv),
         )
-        self._children.append(child)
-        child._when_exited().addCallback(self._forget, child)
         return child
-
-    def running(self) -> list[ChildProcess]:
-        """The children that have not ended yet."""
-        return [child for child in self._children if child.running]
-
-    def stop_all(self, grace: float) -> Deferred[None]:
-        """SIGTERM every running child, SIGKILL those still alive after ``grace`` seconds."""
-        stopping = [child.stop(grace, lambda: False) for child in self.running()]
-        done = gatherResults(stopping)
-        return done.addCallback(lambda _: None)
-
-    def _forget(self, outcome: ProcessExit, child: ChildProcess) -> None:
-        self._children.remove(child)
 
 
 def _find_executable(name: str, spec: ProcessSpec) -> str:

@@ -9,8 +9,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .protocol.framing import MessageSender, TrafficObserver, server_factory
-from .protocol.messages import (
+from lca_common.protocol.framing import MessageSender, server_factory
+from lca_common.protocol.messages import (
     APPLICATION_TO_LCA,
     ApplicationStatus,
     ErrorCode,
@@ -24,7 +24,8 @@ from .protocol.messages import (
     RequestUpdateStatus,
     ResponseExecutionModeChanged,
 )
-from .registry import ApplicationRegistry, JournalEvent
+from lca_emulator.journal import JournalEvent
+from lca_emulator.registry import ApplicationRegistry
 
 log = Logger()
 
@@ -42,18 +43,18 @@ class LocalControlAgent:
         registry: ApplicationRegistry,
         *,
         heartbeat: float | None = None,
-        observer: TrafficObserver | None = None,
     ) -> None:
         self.clock = clock
         self.registry = registry
         self.heartbeat = heartbeat
-        self.observer = observer
+        self.endpoint: str | None = None
+        """Where applications reach this LCA (a client endpoint string), once it listens."""
         self._sessions: dict[str, ApplicationSession] = {}
         self._refs = itertools.count(1)
 
     def factory(self) -> Factory:
         """A protocol factory for the LCA endpoint."""
-        return server_factory(lambda: ApplicationSession(self), APPLICATION_TO_LCA, self.observer)
+        return server_factory(lambda: ApplicationSession(self), APPLICATION_TO_LCA)
 
     def next_ref(self) -> int:
         """A fresh reference number for a request the LCA sends."""
@@ -95,15 +96,17 @@ class LocalControlAgent:
             hung=False,
         )
 
-    # -- used by sessions ------------------------------------------------------
+    # -- sessions ----------------------------------------------------------------
 
-    def _bind(self, name: str, session: ApplicationSession) -> None:
+    def attach(self, name: str, session: ApplicationSession) -> None:
+        """``session`` now speaks for ``name``; an older connection of it is closed."""
         previous = self._sessions.get(name)
         if previous is not None and previous is not session:
             previous.detach("replaced by a new registration")
         self._sessions[name] = session
 
-    def _unbind(self, name: str, session: ApplicationSession) -> bool:
+    def release(self, name: str, session: ApplicationSession) -> bool:
+        """``session`` of ``name`` is gone; False if a newer one had replaced it already."""
         if self._sessions.get(name) is session:
             del self._sessions[name]
             return True
@@ -129,7 +132,7 @@ class ApplicationSession:
     def connection_lost(self, reason: Failure) -> None:
         self._stop_watch()
         name, self.application = self.application, None
-        if name is None or not self.lca._unbind(name, self):
+        if name is None or not self.lca.release(name, self):
             return
         status = ApplicationStatus.STOPPED if self.process_gone else ApplicationStatus.UNKNOWN
         self.lca.registry.note(
@@ -201,7 +204,7 @@ class ApplicationSession:
             return
         name = message.application
         self.application = name
-        self.lca._bind(name, self)
+        self.lca.attach(name, self)
         registry = self.lca.registry
         record = registry.get(name)
         status = record.status if record is not None else ApplicationStatus.UNKNOWN

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
-from .control import DEFAULT_GRACE, ApplicationControl, ApplicationLauncher
-from .lca import LocalControlAgent
-from .management import ManagementEndpoint
-from .protocol.framing import TrafficObserver
-from .registry import ApplicationRegistry, StatusJournal
-from .scs import HaPair, SolutionControlServer
+from lca_emulator.applications import ApplicationSpec
+from lca_emulator.journal import StatusJournal
+from lca_emulator.lca.agent import LocalControlAgent
+from lca_emulator.lca.control import (
+    DEFAULT_GRACE,
+    ApplicationControl,
+    ApplicationLauncher,
+    ControlError,
+)
+from lca_emulator.registry import ApplicationRegistry
+from lca_emulator.scs.management import ManagementEndpoint
+from lca_emulator.scs.server import HaPair, SolutionControlServer
 
 
 @dataclass(frozen=True)
@@ -49,40 +54,34 @@ class ListeningAddresses:
         return f"tcp:{host}:{address.port}"
 
 
-if TYPE_CHECKING:
-    from sipserver_stub.fixture import StubFixture
-
-
 class ManagementLayer:
     """LCA + SCS wired together around one registry and one injected clock.
 
     :param applications: the configured applications (started and stopped by it).
     :param pairs: the HA pairs the SCS decides for.
-    :param launcher: what starts applications; ``None`` starts nothing.
+    :param launcher: what starts applications; ``None`` starts nothing.  It is told
+        where the LCA listens with each start.
     """
 
     def __init__(
         self,
         clock: IReactorTime,
         *,
-        applications: Iterable[StubFixture] = (),
+        applications: Iterable[ApplicationSpec] = (),
         pairs: Iterable[HaPair] = (),
         launcher: ApplicationLauncher | None = None,
         heartbeat: float | None = None,
         grace: float = DEFAULT_GRACE,
-        observer: TrafficObserver | None = None,
     ) -> None:
         self.clock = clock
         self.journal = StatusJournal()
         self.registry = ApplicationRegistry(clock, self.journal)
-        self.lca = LocalControlAgent(clock, self.registry, heartbeat=heartbeat, observer=observer)
+        self.lca = LocalControlAgent(clock, self.registry, heartbeat=heartbeat)
+        self.scs = SolutionControlServer(self.registry, self.lca, pairs)
         self.control = ApplicationControl(
             self.registry, self.lca, launcher, applications, grace=grace
         )
-        self.scs = SolutionControlServer(self.registry, self.lca, pairs)
-        self.management = ManagementEndpoint(
-            self.registry, self.scs, self.control, observer=observer
-        )
+        self.management = ManagementEndpoint(self.registry, self.scs, self.control)
         self._ports: list[IListeningPort] = []
 
     async def listen(
@@ -91,16 +90,15 @@ class ManagementLayer:
         """Listen for applications on ``lca`` and for management clients on ``scs``."""
         lca_port = await lca.listen(self.lca.factory())
         self._ports.append(lca_port)
+        self.lca.endpoint = ListeningAddresses.client_endpoint(lca_port)
         scs_port = await scs.listen(self.management.factory())
         self._ports.append(scs_port)
         return ListeningAddresses(lca_port, scs_port)
 
     def start_all(self) -> list[str]:
         """Start every configured application; returns the errors, one line each."""
-        from .control import ControlError
-
         errors = []
-        for name in self.control.fixtures:
+        for name in self.control.applications:
             try:
                 self.control.start(name)
             except ControlError as e:

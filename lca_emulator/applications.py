@@ -1,0 +1,48 @@
+"""What the emulator knows of a configured application before it runs.
+
+The Management Layer starts *applications*: a SIP Server stub, a vendor's program,
+anything that speaks the wire protocol.  It keeps each one's configuration (as
+Config Server would) and hands it to a launcher when the application starts; it
+never looks inside ``program``, which only the launcher understands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+Options = Mapping[str, Mapping[str, str]]
+"""Configuration options by section, as configuration strings."""
+
+
+def freeze_options(options: Options) -> Options:
+    """A read-only copy of ``options``."""
+    return MappingProxyType(
+        {section: MappingProxyType(dict(values)) for section, values in options.items()}
+    )
+
+
+@dataclass(frozen=True)
+class ApplicationSpec:
+    """One configured application: its name, host, options and how to start it.
+
+    ``options`` is its configuration, read by the application at each start;
+    ``program`` is what its launcher needs to start it (the harness passes a stub
+    fixture; the emulator itself does not read it).
+    """
+
+    name: str
+    host: str | None = None
+    options: Options = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    program: object = field(default=None, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", freeze_options(self.options))
+
+    def with_option(self, section: str, option: str, value: str) -> ApplicationSpec:
+        """A copy with one option set; it applies at the application's next start."""
+        options = {name: dict(values) for name, values in self.options.items()}
+        options.setdefault(section, {})[option] = value
+        return dataclasses.replace(self, options=options)

@@ -1,0 +1,153 @@
+"""Scenarios as frozen dataclasses: what runs, for how long, what happens and what
+must hold; and the ``serve --config`` file (the applications and pairs only).
+
+Files become these in :mod:`lca_emulator.harness.loader`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_common.yamlsource import format_number
+from lca_emulator.journal import JournalEvent
+from lca_emulator.scs.server import HaPair
+from sipserver_stub.fixture import StubFixture
+
+__all__ = [
+    "EXPECTABLE_EVENTS",
+    "EventAction",
+    "Expectation",
+    "ExpectationKind",
+    "HaPair",
+    "ManagementConfig",
+    "Scenario",
+    "ScenarioEvent",
+]
+
+
+class EventAction(enum.StrEnum):
+    """What a scenario event does to an application."""
+
+    STOP = "stop"
+    KILL = "kill"
+    START = "start"
+    RESTART = "restart"
+    SET_OPTION = "set-option"
+    SWITCHOVER = "switchover"
+    """A manual switchover of the application's HA pair (``RequestSwitchover``)."""
+    HANG = "hang"
+    """The application stops answering (SIGSTOP for a process): only a heartbeat sees it."""
+
+
+@dataclass(frozen=True)
+class ScenarioEvent:
+    """An action at ``at`` seconds; ``set-option`` also carries section, option and value."""
+
+    at: float
+    action: EventAction
+    application: str
+    section: str | None = None
+    option: str | None = None
+    value: str | None = None
+    line: int = 0
+
+
+class ExpectationKind(enum.StrEnum):
+    """When an expectation is checked."""
+
+    WITHIN = "within"
+    AT = "at"
+    NEVER = "never"
+    AT_END = "at-end"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Something the run must show about one application's status, mode or journal.
+
+    Exactly one of ``status``, ``mode`` and ``event`` (a journal event such as
+    ``switchover-refused``) is set; ``time`` is set for ``within`` and ``at`` only.
+    ``text`` is a short rendering for reports (filled in when empty).
+    """
+
+    application: str
+    kind: ExpectationKind
+    status: ApplicationStatus | None = None
+    mode: ExecutionMode | None = None
+    time: float | None = None
+    line: int = 0
+    text: str = ""
+    event: JournalEvent | None = None
+
+    def __post_init__(self) -> None:
+        if [self.status, self.mode, self.event].count(None) != 2:
+            raise ValueError("an expectation has exactly one of status, mode and event")
+        if self.event is not None and self.kind is ExpectationKind.AT_END:
+            raise ValueError("a journal event cannot be expected at-end")
+        timed = self.kind in (ExpectationKind.WITHIN, ExpectationKind.AT)
+        if timed != (self.time is not None):
+            raise ValueError(f"time is required for within/at and only for them: {self}")
+        if not self.text:
+            object.__setattr__(self, "text", self._render())
+
+    def _render(self) -> str:
+        if self.kind is ExpectationKind.NEVER:
+            if self.event is not None:
+                return f"{self.application} never {self.event}"
+            if self.status is not None:
+                return f"{self.application} never {self.status}"
+            word = "mode UNKNOWN" if self.mode is ExecutionMode.UNKNOWN else str(self.mode)
+            return f"{self.application} never {word}"
+        subject = f"status {self.status}" if self.status is not None else f"mode {self.mode}"
+        if self.event is not None:
+            subject = f"event {self.event}"
+        if self.kind is ExpectationKind.AT_END:
+            return f"{self.application} {subject} at end"
+        assert self.time is not None
+        if self.kind is ExpectationKind.WITHIN:
+            return f"{self.application} {subject} within {format_number(self.time)}s"
+        return f"{self.application} {subject} at t={format_number(self.time)}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario file: what runs, for how long, what happens and what must hold.
+
+    ``events`` are sorted by time (ties keep file order).
+    """
+
+    name: str
+    path: str
+    duration: float
+    applications: tuple[StubFixture, ...]
+    ha_pairs: tuple[HaPair, ...] = ()
+    events: tuple[ScenarioEvent, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
+    heartbeat: float | None = None
+    """The LCA's heartbeat period (our extension): an application silent longer is hung."""
+
+
+@dataclass(frozen=True)
+class ManagementConfig:
+    """The ``serve --config`` file: the applications the emulator starts and the HA pairs."""
+
+    applications: tuple[StubFixture, ...]
+    ha_pairs: tuple[HaPair, ...]
+    path: str
+
+
+EXPECTABLE_EVENTS: Final = (
+    JournalEvent.REGISTERED,
+    JournalEvent.DISCONNECTED,
+    JournalEvent.EXITED,
+    JournalEvent.KILLED,
+    JournalEvent.START_FAILED,
+    JournalEvent.HUNG,
+    JournalEvent.RECOVERED,
+    JournalEvent.SWITCHOVER,
+    JournalEvent.SWITCHOVER_REFUSED,
+)
+"""The journal events an expectation may name (``event:`` or ``never:``)."""

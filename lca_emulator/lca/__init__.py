@@ -1,0 +1,1 @@
+"""The LCA: application connections, process control and child processes."""

@@ -1,0 +1,1 @@
+"""The SCS: HA pair rules, the server that applies them, and the management endpoint."""
