@@ -97,7 +97,11 @@ class JsonLinesProtocol(LineOnlyReceiver):
 
     def connectionMade(self) -> None:
         self._open = True
-        self._peer = self._transport().getPeer()  # read once: a closed socket forgets it
+        transport = self._transport()
+        self._peer = transport.getPeer()  # read once: a closed socket forgets it
+        if ITCPTransport.providedBy(transport):
+            # each line is a whole message: send it now, not after the peer's delayed ACK
+            transport.setTcpNoDelay(True)
         self.controller.connection_made(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
