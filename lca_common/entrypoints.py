@@ -21,6 +21,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts such as ``--jobs``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
 MANAGED_ENV = "LCA_EMULATOR_MANAGED"
 """Set in the environment of applications the emulated LCA starts."""
 

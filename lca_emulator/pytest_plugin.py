@@ -49,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how scenario files run: virtual (default), real-time or processes",
     )
     group.addoption(
+        "--lca-transport",
+        choices=("memory", "tcp"),
+        default="memory",
+        help="virtual time: connections in memory (default) or over loopback TCP",
+    )
+    group.addoption(
         "--lca-time-scale",
         type=_positive_float,
         default=1.0,
@@ -115,13 +121,19 @@ class ScenarioItem(pytest.Item):
         from twisted.internet import reactor
         from twisted.internet.defer import ensureDeferred
 
+        from lca_emulator.harness.network import Transport
         from lca_emulator.harness.runner import run_scenario
         from lca_emulator.harness.site import RunMode
 
         mode = RunMode(self.config.getoption("--lca-mode"))
         scale = float(self.config.getoption("--lca-time-scale"))
+        transport = Transport(self.config.getoption("--lca-transport"))
         result = pytest_twisted.blockon(
-            ensureDeferred(run_scenario(self.scenario, reactor, mode=mode, time_scale=scale))
+            ensureDeferred(
+                run_scenario(
+                    self.scenario, reactor, mode=mode, time_scale=scale, transport=transport
+                )
+            )
         )
         if not result.passed:
             raise ScenarioFailedError(result)

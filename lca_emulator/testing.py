@@ -1,8 +1,9 @@
 """Test doubles that ship with the package: a scripted application and a management
 client, both speaking the wire protocol over real loopback TCP.
 
-Give them a site's :class:`~lca_emulator.harness.traffic.TrafficMonitor` and the
-virtual clock waits for their traffic too.
+Give them a site's network (``network=site.network``) and they connect over it
+(in memory, in a default virtual-time site), and the virtual clock waits for their
+traffic too; without one they connect to 127.0.0.1 over TCP.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
 
 from lca_common.protocol.framing import JsonLinesProtocol, MessageSender
@@ -29,7 +29,7 @@ from lca_common.protocol.messages import (
     RequestUpdateStatus,
     ResponseExecutionModeChanged,
 )
-from lca_emulator.harness.traffic import ObservedEndpoint, TrafficMonitor
+from lca_emulator.harness.network import SiteNetwork
 
 __all__ = ["ManagementClient", "ScriptedApplication"]
 
@@ -39,10 +39,10 @@ class _Peer:
 
     accepted: tuple[type[Message], ...] = ()
 
-    def __init__(self, reactor: Any, port: int, monitor: TrafficMonitor | None = None) -> None:
+    def __init__(self, reactor: Any, port: int, network: SiteNetwork | None = None) -> None:
         self.reactor = reactor
         self.port = port
-        self.monitor = monitor
+        self.network = network
         self.sender: MessageSender | None = None
         self.received: list[Message] = []
         self.closed: Deferred[None] = Deferred()
@@ -52,9 +52,9 @@ class _Peer:
     async def connect(self) -> None:
         """Open the connection."""
         protocol = JsonLinesProtocol(self, self.accepted, answer_errors=False)
-        endpoint: IStreamClientEndpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port)
-        if self.monitor is not None:
-            endpoint = ObservedEndpoint(endpoint, self.monitor)
+        endpoint: Any = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port)
+        if self.network is not None:
+            endpoint = self.network.client_endpoint(self.port)
         await connectProtocol(endpoint, protocol)
 
     def next_ref(self) -> int:
@@ -122,13 +122,13 @@ class ScriptedApplication(_Peer):
         port: int,
         name: str,
         *,
-        monitor: TrafficMonitor | None = None,
+        network: SiteNetwork | None = None,
         host: str | None = None,
         pid: int | None = None,
         follow_modes: bool = True,
         acknowledge: bool = True,
     ) -> None:
-        super().__init__(reactor, port, monitor)
+        super().__init__(reactor, port, network)
         self.name = name
         self.host = host
         self.pid = pid

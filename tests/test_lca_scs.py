@@ -144,7 +144,7 @@ class Bench:
             self.reactor,
             self.site.lca_port,
             name,
-            monitor=self.site.monitor,
+            network=self.site.network,
             host=host,
             pid=pid,
             follow_modes=follow_modes,
@@ -166,7 +166,7 @@ class Bench:
 
     async def client(self, *, subscribe: bool = False) -> ManagementClient:
         """A connected management client, subscribed if asked."""
-        client = ManagementClient(self.reactor, self.site.scs_port, monitor=self.site.monitor)
+        client = ManagementClient(self.reactor, self.site.scs_port, network=self.site.network)
         self.peers.append(client)
         await client.connect()
         if subscribe:

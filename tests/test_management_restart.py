@@ -38,7 +38,7 @@ BACKUP = StubFixture(
 
 async def client(site: Site) -> ManagementClient:
     """A management client connected to the site's SCS endpoint."""
-    scs = ManagementClient(reactor, site.scs_port, monitor=site.monitor)
+    scs = ManagementClient(reactor, site.scs_port, network=site.network)
     await scs.connect()
     return scs
 
@@ -70,7 +70,7 @@ async def test_restart_applies_options_changed_since(lca_site_factory: SiteFacto
 async def test_restart_of_unmanaged_or_unknown_is_refused(lca_site_factory: SiteFactory) -> None:
     """Only configured applications restart: not-managed, unknown-application otherwise."""
     site = await lca_site_factory()
-    app = ScriptedApplication(reactor, site.lca_port, "MONITOR_1", monitor=site.monitor)
+    app = ScriptedApplication(reactor, site.lca_port, "MONITOR_1", network=site.network)
     await app.connect()
     await app.register()
     scs = await client(site)

@@ -38,7 +38,7 @@ from twisted.internet import reactor
 
 @pytest_twisted.ensureDeferred
 async def test_scripted_application(lca_site):
-    app = ScriptedApplication(reactor, lca_site.lca_port, "APP", monitor=lca_site.monitor)
+    app = ScriptedApplication(reactor, lca_site.lca_port, "APP", network=lca_site.network)
     await app.connect()
     await app.register()
     await lca_site.run_until(30)

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+import pytest
+from reactortest import reactor_test
 
 from lca_emulator.cli.run import load_all
+from lca_emulator.harness.model import Scenario
+from lca_emulator.harness.network import Transport
+from lca_emulator.harness.runner import run_scenario
+from lca_emulator.journal import JournalEntry
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -31,3 +39,30 @@ def test_reference_suite_loads_and_matches_the_decision_table() -> None:
     referenced = set(_DOC_REFERENCE.findall(STUB_DOC.read_text(encoding="utf-8")))
     assert [name for name in table_files if name not in referenced] == []
     assert sorted(referenced - set(table_files)) == [], "the doc names files that do not exist"
+
+
+SCENARIOS, _ = load_all([str(FIXTURES)])
+
+
+def _per_application(journal: tuple[JournalEntry, ...]) -> dict[str, list[dict[str, Any]]]:
+    timelines: dict[str, list[dict[str, Any]]] = {}
+    for entry in journal:
+        timelines.setdefault(entry.application, []).append(entry.to_json())
+    return timelines
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: Path(s.path).stem)
+@reactor_test
+async def test_memory_and_tcp_give_the_same_run(scenario: Scenario) -> None:
+    """In memory and over loopback TCP, a scenario passes alike and each application's
+    journal is the same to the byte (events of different applications at the same
+    instant may interleave differently: that order is the kernel's on TCP)."""
+    from twisted.internet import reactor
+
+    memory = await run_scenario(scenario, reactor, transport=Transport.MEMORY)
+    tcp = await run_scenario(scenario, reactor, transport=Transport.TCP)
+    assert memory.passed
+    assert tcp.passed
+    assert [v.observed for v in memory.verdicts] == [v.observed for v in tcp.verdicts]
+    assert _per_application(memory.journal) == _per_application(tcp.journal)
+    assert sorted(map(repr, memory.journal)) == sorted(map(repr, tcp.journal))

@@ -218,3 +218,30 @@ def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _rows(output: str) -> list[str]:
+    """The report without its header and summary (they name the workers and the time)."""
+    return [line for line in output.splitlines()[1:-1]]
+
+
+def test_jobs_give_the_serial_report_in_the_same_order(tmp_path: Path) -> None:
+    """``--jobs 2`` prints the same rows, in file order, with the same exit code (1 here)."""
+    for index in range(5):
+        text = SCENARIO.replace("name: failed T-Controller", f"name: case {index}")
+        if index == 3:
+            text = text.replace("status: SERVICE_UNAVAILABLE, at: 5", "status: RUNNING, at: 5")
+        (tmp_path / f"scenario_{index}.yaml").write_text(text)
+    serial = run("lca-emulator", "run", str(tmp_path), cwd=tmp_path)
+    parallel = run("lca-emulator", "run", "--jobs", "2", str(tmp_path), cwd=tmp_path)
+    assert serial.returncode == parallel.returncode == 1, parallel.stderr
+    assert _rows(parallel.stdout) == _rows(serial.stdout)
+    assert "2 workers" in parallel.stdout.splitlines()[0]
+    assert "5 scenarios: 4 passed, 1 failed" in parallel.stdout
+
+
+def test_jobs_must_be_a_positive_count(scenario: Path) -> None:
+    """``--jobs 0`` is a usage error (exit 2) that says what is expected."""
+    result = run("lca-emulator", "run", "--jobs", "0", str(scenario), cwd=scenario.parent)
+    assert result.returncode == 2
+    assert "must be 1 or more" in result.stderr

@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from lca_common.entrypoints import positive_float, stop_reactor_on_interrupt
+from lca_common.entrypoints import positive_float, positive_int
 from lca_common.yamlsource import ConfigError, format_number
+from lca_emulator.harness.batch import run_in_workers, run_serially
 from lca_emulator.harness.discovery import discover_scenarios
 from lca_emulator.harness.loader import load_scenario
 from lca_emulator.harness.model import Scenario
-from lca_emulator.harness.runner import ScenarioResult, run_scenario
-from lca_emulator.harness.site import RunMode, Site
+from lca_emulator.harness.network import Transport
+from lca_emulator.harness.runner import RunSettings, ScenarioResult
+from lca_emulator.harness.site import RunMode
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -51,6 +53,20 @@ def add_run_arguments(sub: Any) -> None:
         metavar="F",
         help="with --real-time/--processes: real seconds per scenario second (default 1)",
     )
+    run.add_argument(
+        "--transport",
+        choices=[t.value for t in Transport],
+        default=Transport.MEMORY.value,
+        help="virtual time: connections in memory (default) or over loopback TCP",
+    )
+    run.add_argument(
+        "--jobs",
+        "-j",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the scenarios in N worker processes (results in the same order)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="print only failures and summary")
 
 
@@ -70,7 +86,8 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         mode = RunMode.PROCESSES
     elif args.real_time:
         mode = RunMode.REAL_TIME
-    results = _run_all(scenarios, mode, args.time_scale, out, quiet=args.quiet)
+    settings = RunSettings(mode, args.time_scale, Transport(args.transport))
+    results = _run_all(scenarios, settings, out, jobs=args.jobs, quiet=args.quiet)
     if len(results) < len(scenarios):
         print(
             f"lca-emulator: interrupted: {len(results)} of {len(scenarios)} scenarios ran",
@@ -106,46 +123,28 @@ def load_all(paths: Sequence[str]) -> tuple[list[Scenario], list[ConfigError]]:
 
 
 def _run_all(
-    scenarios: list[Scenario], mode: RunMode, time_scale: float, out: TextIO, *, quiet: bool
+    scenarios: list[Scenario], settings: RunSettings, out: TextIO, *, jobs: int, quiet: bool
 ) -> list[ScenarioResult]:
-    from twisted.internet import reactor
-    from twisted.internet.defer import Deferred, ensureDeferred
-    from twisted.internet.task import react
-
-    results: list[ScenarioResult] = []
-    clock_note = "virtual time" if mode is RunMode.VIRTUAL else f"wall clock x{time_scale:g}"
-    how = {RunMode.PROCESSES: "stubs as processes"}.get(mode, "stubs in-process")
-    print(f"running {len(scenarios)} scenario(s): {clock_note}, {how}", file=out, flush=True)
+    jobs = min(jobs, len(scenarios))
+    workers = f", {jobs} workers" if jobs > 1 else ""
+    print(
+        f"running {len(scenarios)} scenario(s): {settings.describe()}{workers}",
+        file=out,
+        flush=True,
+    )
     started = time.monotonic()
 
-    current: list[Site] = []
+    def announce(index: int, result: ScenarioResult) -> None:
+        print_result(result, out, quiet=quiet)
+        if settings.mode is not RunMode.VIRTUAL and jobs == 1 and index + 1 < len(scenarios):
+            _announce_next(scenarios[index + 1], settings, out)
 
-    def interrupted() -> Deferred[None] | None:
-        """Ctrl-C: stop the applications of the scenario under way (child processes too)."""
-        if len(results) == len(scenarios) or not current:
-            return None
-        return ensureDeferred(current[-1].close())
-
-    reactor.addSystemEventTrigger("before", "shutdown", interrupted)
-
-    stop_reactor_on_interrupt(reactor)
-
-    async def main(_: object) -> None:
-        for scenario in scenarios:
-            if mode is not RunMode.VIRTUAL:
-                real = scenario.duration * time_scale
-                print(f"  ... {scenario.name} ({format_number(real)} s)", file=out, flush=True)
-            result = await run_scenario(
-                scenario, reactor, mode=mode, time_scale=time_scale, opened=current.append
-            )
-            results.append(result)
-            print_result(result, out, quiet=quiet)
-
-    try:
-        react(lambda r: ensureDeferred(main(r)))
-    except SystemExit as e:
-        if e.code not in (0, None):
-            raise
+    if jobs > 1:
+        results = run_in_workers(scenarios, settings, jobs, announce)
+    else:
+        if settings.mode is not RunMode.VIRTUAL:
+            _announce_next(scenarios[0], settings, out)
+        results = run_serially(scenarios, settings, announce)
     passed = sum(r.passed for r in results)
     failed = len(results) - passed
     elapsed = time.monotonic() - started
@@ -155,6 +154,12 @@ def _run_all(
         flush=True,
     )
     return results
+
+
+def _announce_next(scenario: Scenario, settings: RunSettings, out: TextIO) -> None:
+    """On the wall clock, say which scenario starts and how long it will take."""
+    real = scenario.duration * settings.time_scale
+    print(f"  ... {scenario.name} ({format_number(real)} s)", file=out, flush=True)
 
 
 def print_result(result: ScenarioResult, out: TextIO, *, quiet: bool = False) -> None:

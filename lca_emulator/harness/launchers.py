@@ -14,16 +14,15 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 
 from lca_common.entrypoints import MANAGED_ENV
 from lca_emulator.applications import ApplicationSpec
-from lca_emulator.harness.traffic import ObservedEndpoint, TrafficMonitor
+from lca_emulator.harness.network import ClosingEndpoint, SiteNetwork, client_endpoint_for
 from lca_emulator.lca.processes import (
     ChildProcess,
     ExitWatch,
@@ -63,12 +62,14 @@ class InProcessStub:
         stub: SipServerStub,
         clock: IReactorTime,
         occupied: OccupiedPort | None,
-        observed: ObservedEndpoint | None,
+        network: SiteNetwork,
+        endpoint: ClosingEndpoint,
     ):
         self.stub = stub
         self.clock = clock
         self.occupied = occupied
-        self.observed = observed
+        self.network = network
+        self.endpoint = endpoint
         self._exit = ExitWatch()
         self._timer: IDelayedCall | None = None
         self.exited = self._exit.wait()
@@ -81,10 +82,8 @@ class InProcessStub:
         (in virtual time) the order of the journal never depends on the machine's speed.
         """
         d = self.stub.closed
-        observed = self.observed
-        if observed is not None:
-            d.addCallback(lambda _: observed.when_closed())
-            observed.monitor.track(d)
+        d.addCallback(lambda _: self.endpoint.when_closed())
+        self.network.track(d)
         d.addCallback(lambda _: self._ended(ProcessExit(code=0, signal=None)))
 
     def _ended(self, outcome: ProcessExit) -> None:
@@ -117,17 +116,12 @@ class InProcessStub:
 
 
 class InProcessLauncher:
-    """Starts :class:`SipServerStub` objects in this process, on ``clock``.
+    """Starts :class:`SipServerStub` objects in this process, on ``clock``, connected to
+    their LCA over ``network``."""
 
-    With a ``monitor`` (virtual time), the stubs' connections count as traffic.
-    """
-
-    def __init__(
-        self, reactor: Any, clock: IReactorTime, *, monitor: TrafficMonitor | None = None
-    ) -> None:
-        self.reactor = reactor
+    def __init__(self, network: SiteNetwork, clock: IReactorTime) -> None:
+        self.network = network
         self.clock = clock
-        self.monitor = monitor
 
     def launch(self, spec: ApplicationSpec, lca: str) -> InProcessStub:
         """Start one stub (really occupying its SIP port first when the fixture says so)."""
@@ -140,13 +134,11 @@ class InProcessLauncher:
                 pass  # taken already, by someone else: in use, as the fixture asks
             else:
                 fixture = dataclasses.replace(fixture, sip_port=occupied.port)
-        endpoint: IStreamClientEndpoint = clientFromString(self.reactor, lca)
-        observed = None
-        if self.monitor is not None:
-            endpoint = observed = ObservedEndpoint(endpoint, self.monitor)
-        stub = SipServerStub(fixture, clock=self.clock, lca=endpoint, probe=SipPortProbe())
+        endpoint = client_endpoint_for(self.network, lca)
+        lca_endpoint = cast(IStreamClientEndpoint, endpoint)  # every ClosingEndpoint is one
+        stub = SipServerStub(fixture, clock=self.clock, lca=lca_endpoint, probe=SipPortProbe())
         stub.start()
-        return InProcessStub(stub, self.clock, occupied, observed)
+        return InProcessStub(stub, self.clock, occupied, self.network, endpoint)
 
 
 class StubProcessLauncher:

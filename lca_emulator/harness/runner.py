@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
+from lca_emulator.harness.network import Transport
 from lca_emulator.harness.site import RunMode, Site
 from lca_emulator.harness.verdict import Timeline, Verdict, judge_all
 from lca_emulator.journal import JournalEntry
@@ -63,12 +64,31 @@ class ScenarioResult:
         return [v for v in self.verdicts if not v.passed]
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How scenarios run: the clock and stubs (``mode``), the wall-clock scale, and what
+    carries a virtual-time run's connections."""
+
+    mode: RunMode = RunMode.VIRTUAL
+    time_scale: float = 1.0
+    transport: Transport = Transport.MEMORY
+
+    def describe(self) -> str:
+        """For the run's header: ``virtual time, in memory, stubs in-process``."""
+        if self.mode is RunMode.VIRTUAL:
+            where = "in memory" if self.transport is Transport.MEMORY else "loopback TCP"
+            return f"virtual time, {where}, stubs in-process"
+        how = "stubs as processes" if self.mode is RunMode.PROCESSES else "stubs in-process"
+        return f"wall clock x{self.time_scale:g}, {how}"
+
+
 async def run_scenario(
     scenario: Scenario,
     reactor: Any,
     *,
     mode: RunMode = RunMode.VIRTUAL,
     time_scale: float = 1.0,
+    transport: Transport = Transport.MEMORY,
     opened: Callable[[Site], object] | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` once and judge it; ``opened`` hears of the site once it listens
@@ -81,6 +101,7 @@ async def run_scenario(
         mode=mode,
         time_scale=time_scale,
         heartbeat=scenario.heartbeat,
+        transport=transport,
     )
     errors: list[str] = []
     await site.open()

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
 
 from lca_common.clock import ScaledClock
@@ -32,7 +31,13 @@ from lca_emulator.harness.launchers import (
     StubProcessLauncher,
     application_spec,
 )
-from lca_emulator.harness.traffic import ObservedServerEndpoint, TrafficMonitor
+from lca_emulator.harness.network import (
+    LoopbackNetwork,
+    MemoryNetwork,
+    SiteNetwork,
+    Transport,
+)
+from lca_emulator.harness.traffic import TrafficMonitor
 from lca_emulator.harness.verdict import Timeline
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ApplicationLauncher
@@ -40,8 +45,6 @@ from lca_emulator.lca.processes import ProcessLauncher
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import HaPair
 from sipserver_stub.fixture import StubFixture
-
-LOOPBACK = "127.0.0.1"
 
 SETTLE_LIMIT = 30.0
 """Wall-clock seconds the loopback traffic may take to settle before a run gives up."""
@@ -56,13 +59,15 @@ class RunMode(enum.StrEnum):
 
 
 class SettleTimeoutError(Exception):
-    """In-process traffic did not settle: a bug, reported rather than hanging."""
+    """Loopback traffic did not settle: a bug, reported rather than hanging."""
 
 
 class Site:
     """The Management Layer and its applications, listening on loopback port 0.
 
-    ``launcher`` replaces the one the mode implies (tests use fakes).
+    ``transport`` says what carries a virtual-time run's connections (in memory by
+    default, or loopback TCP); wall-clock runs use loopback TCP.  ``launcher``
+    replaces the one the mode implies (tests use fakes).
     """
 
     def __init__(
@@ -76,18 +81,23 @@ class Site:
         heartbeat: float | None = None,
         grace: float = 5.0,
         launcher: ApplicationLauncher | None = None,
+        transport: Transport = Transport.MEMORY,
     ) -> None:
         self.reactor = reactor
         self.mode = mode
         self.time_scale = time_scale
-        self.monitor: TrafficMonitor | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.clock: IReactorTime
-        if mode is RunMode.VIRTUAL:
-            self.clock = Clock()
-            self.monitor = TrafficMonitor(reactor)
-        else:
+        self.network: SiteNetwork
+        if mode is not RunMode.VIRTUAL:
             self.clock = ScaledClock(reactor, time_scale)
+            self.network = LoopbackNetwork(reactor)
+        elif transport is Transport.MEMORY:
+            self.clock = Clock()
+            self.network = MemoryNetwork(reactor)
+        else:
+            self.clock = Clock()
+            self.network = LoopbackNetwork(reactor, TrafficMonitor(reactor))
         if launcher is None:
             launcher = self._launcher_for(mode)
         self.layer = ManagementLayer(
@@ -109,7 +119,7 @@ class Site:
                 Path(self._workdir.name),
                 time_scale=self.time_scale,
             )
-        return InProcessLauncher(self.reactor, self.clock, monitor=self.monitor)
+        return InProcessLauncher(self.network, self.clock)
 
     def now(self) -> float:
         """Scenario time: seconds since the site opened."""
@@ -117,27 +127,26 @@ class Site:
 
     async def open(self) -> None:
         """Listen on loopback port 0 for applications and management clients."""
-        ports = await self.layer.listen(self._endpoint(), self._endpoint())
+        network = self.network
+        ports = await self.layer.listen(network.server_endpoint(), network.server_endpoint())
         self.lca_port = ports.lca.getHost().port  # type: ignore[attr-defined]
         self.scs_port = ports.scs.getHost().port  # type: ignore[attr-defined]
 
-    def _endpoint(self) -> IStreamServerEndpoint:
-        endpoint: IStreamServerEndpoint = TCP4ServerEndpoint(self.reactor, 0, interface=LOOPBACK)
-        if self.monitor is not None:
-            endpoint = ObservedServerEndpoint(endpoint, self.monitor)
-        return endpoint
-
     async def settle(self) -> None:
-        """Wait until no in-process traffic is in flight (virtual mode only)."""
-        if self.monitor is None:
+        """Wait until no traffic is in flight (virtual time; at once on the wall clock).
+
+        In memory this is a pump that returns when nothing moves; over loopback TCP it
+        waits for the traffic monitor, at most ``SETTLE_LIMIT`` wall-clock seconds.
+        """
+        d = self.network.settle()
+        if d.called:
             return
-        d = self.monitor.when_quiet()
         d.addTimeout(SETTLE_LIMIT, self.reactor)
         try:
             await d
         except Exception:
             raise SettleTimeoutError(
-                f"loopback traffic did not settle in {SETTLE_LIMIT:g} s: {self.monitor.describe()}"
+                f"loopback traffic did not settle in {SETTLE_LIMIT:g} s: {self.network.describe()}"
             ) from None
 
     async def run_until(self, when: float, until: Callable[[], bool] = lambda: False) -> bool:

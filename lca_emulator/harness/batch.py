@@ -1,0 +1,152 @@
+"""Running many scenarios: one after another on this process's reactor, or spread
+over worker processes (``lca-emulator run --jobs N``) with results in file order.
+
+Either way a Ctrl-C stops the scenario under way (its stub processes too) and the
+results so far come back; the caller says the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import MappingProxyType
+from typing import Any, cast
+
+from lca_emulator.harness.model import Scenario
+from lca_emulator.harness.runner import RunSettings, ScenarioResult, run_scenario
+from lca_emulator.harness.site import Site
+
+
+def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+def _pickle_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, ...]:
+    return _mapping_proxy, (dict(proxy),)
+
+
+# Scenarios and results are frozen dataclasses holding read-only mappings; workers
+# receive and send them whole.
+copyreg.pickle(MappingProxyType, _pickle_mapping_proxy)
+
+ResultHandler = Callable[[int, ScenarioResult], None]
+"""Called with each scenario's index (in the given order) and its result."""
+
+
+def run_serially(
+    scenarios: Sequence[Scenario], settings: RunSettings, on_result: ResultHandler
+) -> list[ScenarioResult]:
+    """Run ``scenarios`` one after another on the global reactor (which this runs and
+    stops); returns the results, fewer than asked when interrupted."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred, ensureDeferred
+
+    from lca_common.entrypoints import stop_reactor_on_interrupt
+
+    results: list[ScenarioResult] = []
+    current: list[Site] = []
+
+    def interrupted() -> Deferred[None] | None:
+        """Ctrl-C: stop the applications of the scenario under way (child processes too)."""
+        if len(results) == len(scenarios) or not current:
+            return None
+        return ensureDeferred(current[-1].close())
+
+    async def main() -> None:
+        for index, scenario in enumerate(scenarios):
+            result = await run_scenario(
+                scenario,
+                reactor,
+                mode=settings.mode,
+                time_scale=settings.time_scale,
+                transport=settings.transport,
+                opened=current.append,
+            )
+            results.append(result)
+            on_result(index, result)
+
+    failures: list[Any] = []
+
+    def finished(outcome: object) -> None:
+        if outcome is not None:
+            failures.append(outcome)
+        if reactor.running:
+            reactor.stop()
+
+    reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+    stop_reactor_on_interrupt(reactor)
+    reactor.callWhenRunning(lambda: ensureDeferred(main()).addBoth(finished))
+    reactor.run()
+    for failure in failures:
+        failure.raiseException()
+    return results
+
+
+def _worker(chunk: list[tuple[int, Scenario]], settings: RunSettings, out: Connection) -> None:
+    """A worker process: run its scenarios, send back ``(index, result)`` pairs."""
+    results = run_serially([s for _, s in chunk], settings, lambda i, r: None)
+    out.send([(chunk[i][0], result) for i, result in enumerate(results)])
+    out.close()
+
+
+def run_in_workers(
+    scenarios: Sequence[Scenario], settings: RunSettings, jobs: int, on_result: ResultHandler
+) -> list[ScenarioResult]:
+    """Spread ``scenarios`` over ``jobs`` worker processes (scenario ``i`` goes to worker
+    ``i % jobs``); ``on_result`` hears of each result in the given order.
+
+    Returns the results in order; on Ctrl-C, the workers stop their scenario under way
+    and the results before the first missing one come back.
+    """
+    jobs = max(1, min(jobs, len(scenarios)))
+    context = multiprocessing.get_context("spawn")  # never fork a process with a reactor
+    workers: list[tuple[BaseProcess, Connection]] = []
+    for worker in range(jobs):
+        chunk = [(i, scenarios[i]) for i in range(worker, len(scenarios), jobs)]
+        receive, send = context.Pipe(duplex=False)
+        process: BaseProcess = context.Process(
+            target=_worker, args=(chunk, settings, send), daemon=True
+        )
+        process.start()
+        send.close()
+        workers.append((process, receive))
+    found: dict[int, ScenarioResult] = {}
+    reported = 0
+    pending = {receive: process for process, receive in workers}
+    try:
+        while pending:
+            try:
+                ready = wait(list(pending))
+            except KeyboardInterrupt:
+                _interrupt(pending.values())
+                continue
+            for ready_end in ready:
+                receive = cast(Connection, ready_end)
+                process = pending.pop(receive)
+                try:
+                    for index, result in receive.recv():
+                        found[index] = result
+                except EOFError:
+                    pass  # the worker died before sending: its scenarios are missing
+                process.join()
+            while reported in found:
+                on_result(reported, found[reported])
+                reported += 1
+    finally:
+        for process, _ in workers:
+            if process.is_alive():
+                process.kill()
+    return [found[i] for i in range(reported)]
+
+
+def _interrupt(processes: Any) -> None:
+    """Pass a Ctrl-C on to every worker still running (the terminal may have sent it
+    to them already; a second one is harmless)."""
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGINT)
