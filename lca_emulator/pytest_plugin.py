@@ -49,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how scenario files run: virtual (default), real-time or processes",
     )
     group.addoption(
+        "--lca-strict",
+        action="store_true",
+        help="an option the server would ignore is a collection error, not a note",
+    )
+    group.addoption(
         "--lca-transport",
         choices=("memory", "tcp"),
         default="memory",
@@ -72,6 +77,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "lca_scenario: an item collected from an lca-emulator scenario file"
     )
+    config.pluginmanager.register(OptionNotes(), "lca_emulator_option_notes")
+
+
+class OptionNotes:
+    """Shows, after the run, what the servers would log about their options (an option
+    name typo passes silently otherwise); notes travel in the reports, so xdist works."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.notes += [str(v) for name, v in report.user_properties if name == "lca_note"]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.notes:
+            terminalreporter.section("lca-emulator notes")
+            for note in self.notes:
+                terminalreporter.line(f"note: {note}")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -93,7 +117,7 @@ class ScenarioFile(pytest.File):
         from lca_emulator.harness.loader import load_scenario
 
         try:
-            scenario = load_scenario(self.path)
+            scenario = load_scenario(self.path, strict=self.config.getoption("--lca-strict"))
         except ConfigError as e:
             raise self.CollectError(str(e)) from None
         item: ScenarioItem = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
@@ -135,6 +159,8 @@ class ScenarioItem(pytest.Item):
                 )
             )
         )
+        for note in result.notes:
+            self.user_properties.append(("lca_note", f"{self.scenario.name}: {note}"))
         if not result.passed:
             raise ScenarioFailedError(result)
 

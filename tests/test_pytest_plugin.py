@@ -129,3 +129,24 @@ def test_processes_mode_runs_stub_processes(pytester: pytest.Pytester) -> None:
     write(pytester, "scenario_backup.yaml", PASSING.replace("duration: 120", "duration: 40"))
     result = pytester.runpytest_subprocess("--lca-mode", "processes", "--lca-time-scale", "0.05")
     result.assert_outcomes(passed=1)
+
+
+TYPO = PASSING.replace("backup-init-check: true", "backup-init-check: true, backup-init-chek: x")
+
+
+def test_option_notes_are_in_the_report(pytester: pytest.Pytester) -> None:
+    """An option the server ignores passes, but the report names it after the run."""
+    write(pytester, "scenario_typo.yaml", TYPO)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*lca-emulator notes*", "*unknown option 'backup-init-chek' ignored*"]
+    )
+
+
+def test_strict_makes_an_ignored_option_a_collection_error(pytester: pytest.Pytester) -> None:
+    """``--lca-strict``: the same file is a collection error naming the line."""
+    write(pytester, "scenario_typo.yaml", TYPO)
+    result = pytester.runpytest_subprocess("-q", "--lca-strict")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*scenario_typo.yaml:8: *backup-init-chek*--strict*"])

@@ -245,3 +245,17 @@ def test_jobs_must_be_a_positive_count(scenario: Path) -> None:
     result = run("lca-emulator", "run", "--jobs", "0", str(scenario), cwd=scenario.parent)
     assert result.returncode == 2
     assert "must be 1 or more" in result.stderr
+
+
+def test_option_notes_show_under_quiet_and_strict_refuses_them(scenario: Path) -> None:
+    """A misspelt option is a note even with -q; with --strict it is exit 2 at its line."""
+    scenario.write_text(
+        SCENARIO.replace("backup-init-check: true}", "backup-init-check: true, bakup-x: 1}")
+    )
+    quiet = run("lca-emulator", "run", "-q", str(scenario), cwd=scenario.parent)
+    assert quiet.returncode == 0
+    assert "note: failed T-Controller: SIPS_B: [TServer] unknown option 'bakup-x'" in quiet.stdout
+    strict = run("lca-emulator", "run", "--strict", str(scenario), cwd=scenario.parent)
+    assert strict.returncode == 2
+    assert f"{scenario.name}:8: applications[1].options.TServer.bakup-x: " in strict.stderr
+    assert "unknown option 'bakup-x' ignored (an error under --strict)" in strict.stderr

@@ -612,12 +612,14 @@ def test_every_expectation_kind(
         (
             "{application: SIPS_A, status: RUNNING}",
             "expect[0]",
-            "an expectation needs exactly one of within, at, never, at-end",
+            "an expectation needs exactly one of within, at, first-at, between, after, never, "
+            "at-end",
         ),
         (
             "{application: SIPS_A, status: RUNNING, within: 5, at: 5}",
             "expect[0].at",
-            "an expectation takes exactly one of within, at, never, at-end, not 'within' and 'at'",
+            "an expectation takes exactly one of within, at, first-at, between, after, never, "
+            "at-end, not 'within' and 'at'",
         ),
         (
             "{application: SIPS_A, within: 5}",

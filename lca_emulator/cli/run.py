@@ -67,13 +67,21 @@ def add_run_arguments(sub: Any) -> None:
         metavar="N",
         help="run the scenarios in N worker processes (results in the same order)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="print only failures and summary")
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="an option the server would ignore (unknown name, invalid value) is a file "
+        "error (exit 2) instead of a note",
+    )
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures, notes and the summary"
+    )
 
 
 def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``lca-emulator run``; returns the exit code."""
     out = out if out is not None else sys.stdout
-    scenarios, problems = load_all(args.paths)
+    scenarios, problems = load_all(args.paths, strict=args.strict)
     if problems:
         for problem in problems:
             print(f"lca-emulator: {problem}", file=sys.stderr)
@@ -107,7 +115,9 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_PASSED if all(r.passed for r in results) else EXIT_FAILED
 
 
-def load_all(paths: Sequence[str]) -> tuple[list[Scenario], list[ConfigError]]:
+def load_all(
+    paths: Sequence[str], *, strict: bool = False
+) -> tuple[list[Scenario], list[ConfigError]]:
     """Load every scenario under ``paths``; every invalid file is reported, not just one."""
     scenarios, problems = [], []
     try:
@@ -116,7 +126,7 @@ def load_all(paths: Sequence[str]) -> tuple[list[Scenario], list[ConfigError]]:
         return [], [e]
     for path in files:
         try:
-            scenarios.append(load_scenario(path))
+            scenarios.append(load_scenario(path, strict=strict))
         except ConfigError as e:
             problems.append(e)
     return scenarios, problems
@@ -168,6 +178,8 @@ def print_result(result: ScenarioResult, out: TextIO, *, quiet: bool = False) ->
     held = sum(v.passed for v in result.verdicts)
     verdict = "PASS" if result.passed else "FAIL"
     if quiet and result.passed:
+        for note in result.notes:  # a passing scenario may pass for the wrong reason
+            print(f"note: {result.scenario.name}: {note}", file=out)
         return
     print(
         f"{verdict}  {result.scenario.name}  "

@@ -30,7 +30,11 @@ from lca_emulator.harness.model import (
 )
 from lca_emulator.journal import JournalEvent
 from sipserver_stub.fixture import FIXTURE_KEYS, StubFixture, fixture_from_fields
-from sipserver_stub.options import scalar_to_option_string
+from sipserver_stub.options import (
+    TSERVER_SECTION,
+    parse_tserver_options,
+    scalar_to_option_string,
+)
 
 __all__ = ["SCENARIO_KEYS", "load_management_config", "load_scenario"]
 
@@ -48,13 +52,17 @@ SCENARIO_KEYS: Final = (
 _APPLICATION_ENTRY_KEYS: Final = FIXTURE_KEYS | {"fixture"}
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
-    """Read and validate a scenario file; any problem is a ``ConfigError``."""
+def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scenario:
+    """Read and validate a scenario file; any problem is a ``ConfigError``.
+
+    ``strict``: an option the server would ignore (an unknown name, an invalid value)
+    is a file error too, instead of a note.
+    """
     root = load_yaml(path).mapping(SCENARIO_KEYS, required=["duration"])
     duration = root.get_number("duration", positive=True)
     name = root.get_str("name", Path(root.file).stem)
     heartbeat = root.get_number("heartbeat", None, positive=True)
-    applications, pairs = _applications_and_pairs(root)
+    applications, pairs = _applications_and_pairs(root, strict=strict)
     names = [fixture.application for fixture in applications]
     events = [_event(node, duration, names) for node in root.get_list("events")]
     expectations = [_expectation(node, duration, names) for node in root.get_list("expect")]
@@ -81,12 +89,12 @@ def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
 
 
 def _applications_and_pairs(
-    root: MappingNode,
+    root: MappingNode, *, strict: bool = False
 ) -> tuple[tuple[StubFixture, ...], tuple[HaPair, ...]]:
     fixtures: dict[str, StubFixture] = {}
     first_entry: dict[str, str] = {}
     for entry in root.get_list("applications"):
-        fixture = _application(entry)
+        fixture = _application(entry, strict=strict)
         if fixture.application in fixtures:
             raise entry.error(
                 f"duplicate application {fixture.application!r} "
@@ -104,16 +112,32 @@ def _applications_and_pairs(
     return tuple(fixtures.values()), pairs
 
 
-def _application(entry: Node) -> StubFixture:
+def _application(entry: Node, *, strict: bool = False) -> StubFixture:
     fields = entry.mapping(_APPLICATION_ENTRY_KEYS)
     reference = fields.get("fixture")
-    if reference is None:
-        return fixture_from_fields(fields)
-    target = Path(fields.file).parent / reference.as_str()
-    if not target.is_file():
-        raise reference.error(f"fixture file not found: {target}")
-    base = load_yaml(target).mapping(FIXTURE_KEYS)
-    return fixture_from_fields(fields.without("fixture").layered_over(base), source=str(target))
+    source: str | None = None
+    if reference is not None:
+        target = Path(fields.file).parent / reference.as_str()
+        if not target.is_file():
+            raise reference.error(f"fixture file not found: {target}")
+        base = load_yaml(target).mapping(FIXTURE_KEYS)
+        fields, source = fields.without("fixture").layered_over(base), str(target)
+    fixture = fixture_from_fields(fields, source=source)
+    if strict:
+        _refuse_ignored_options(fields)
+    return fixture
+
+
+def _refuse_ignored_options(fields: MappingNode) -> None:
+    """``--strict``: an option the server would ignore is an error at its own line."""
+    sections = fields.get_mapping("options")
+    if TSERVER_SECTION not in sections:
+        return
+    options = sections.get_mapping(TSERVER_SECTION)
+    for option, node in options.items():
+        text = scalar_to_option_string(node.as_scalar())
+        for problem in parse_tserver_options({option: text})[1]:
+            raise node.error(f"{problem} (an error under --strict)")
 
 
 def _ha_pairs(root: MappingNode, names: list[str]) -> tuple[HaPair, ...]:
@@ -151,13 +175,32 @@ def _known_application(fields: MappingNode, key: str, names: list[str]) -> str:
 
 
 def _time(fields: MappingNode, key: str, duration: float) -> float:
-    time = fields.get_number(key, minimum=0)
+    return _time_of(fields.require(key), duration)
+
+
+def _time_of(node: Node, duration: float) -> float:
+    time = node.as_number(minimum=0)
     if time > duration:
-        raise fields.require(key).error(
+        raise node.error(
             f"expected a time from 0 to {format_number(duration)} (the scenario's duration), "
             f"got {format_number(time)}"
         )
     return time
+
+
+def _time_range(fields: MappingNode, key: str, duration: float) -> tuple[float, float]:
+    """``between: [A, B]``: two times within the run, the first no later than the second."""
+    node = fields.require(key)
+    bounds = node.as_list()
+    if len(bounds) != 2:
+        raise node.error(f"expected two times [earliest, latest], got {len(bounds)} item(s)")
+    earliest, latest = (_time_of(bound, duration) for bound in bounds)
+    if latest < earliest:
+        raise node.error(
+            f"the earliest time comes first: [{format_number(latest)}, "
+            f"{format_number(earliest)}], not [{format_number(earliest)}, {format_number(latest)}]"
+        )
+    return earliest, latest
 
 
 def _exactly_one(fields: MappingNode, keys: Sequence[str], what: str) -> str:
@@ -211,6 +254,7 @@ def _expectation(node: Node, duration: float, names: list[str]) -> Expectation:
     mode: ExecutionMode | None = None
     event: JournalEvent | None = None
     time: float | None = None
+    until: float | None = None
     if kind is ExpectationKind.NEVER:
         for key in ("status", "mode", "event"):
             if key in fields:
@@ -235,9 +279,13 @@ def _expectation(node: Node, duration: float, names: list[str]) -> Expectation:
                 raise fields.require("at-end").error(
                     "at-end must be true (use within or at for other times)"
                 )
+        elif kind is ExpectationKind.BETWEEN:
+            time, until = _time_range(fields, kind.value, duration)
         else:
             time = _time(fields, kind.value, duration)
-    return Expectation(application, kind, status, mode, time, line=fields.line, event=event)
+    return Expectation(
+        application, kind, status, mode, time, line=fields.line, event=event, until=until
+    )
 
 
 _Target = tuple[ApplicationStatus | None, ExecutionMode | None, JournalEvent | None]

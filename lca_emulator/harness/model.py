@@ -18,6 +18,7 @@ from sipserver_stub.fixture import StubFixture
 
 __all__ = [
     "EXPECTABLE_EVENTS",
+    "TIMED_KINDS",
     "EventAction",
     "Expectation",
     "ExpectationKind",
@@ -59,9 +60,29 @@ class ExpectationKind(enum.StrEnum):
     """When an expectation is checked."""
 
     WITHIN = "within"
+    """First seen by then (no lower bound)."""
     AT = "at"
+    """Seen (entered, or the event happened) at that time; earlier times are not ruled out."""
+    FIRST_AT = "first-at"
+    """First seen exactly then: nothing earlier."""
+    BETWEEN = "between"
+    """First seen no earlier than the first time and no later than the second."""
+    AFTER = "after"
+    """Seen, and first seen no earlier than that time."""
     NEVER = "never"
     AT_END = "at-end"
+
+
+TIMED_KINDS: Final = frozenset(
+    {
+        ExpectationKind.WITHIN,
+        ExpectationKind.AT,
+        ExpectationKind.FIRST_AT,
+        ExpectationKind.BETWEEN,
+        ExpectationKind.AFTER,
+    }
+)
+"""The expectation kinds that carry a time."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +90,9 @@ class Expectation:
     """Something the run must show about one application's status, mode or journal.
 
     Exactly one of ``status``, ``mode`` and ``event`` (a journal event such as
-    ``switchover-refused``) is set; ``time`` is set for ``within`` and ``at`` only.
-    ``text`` is a short rendering for reports (filled in when empty).
+    ``switchover-refused``) is set; ``time`` is set for the timed kinds only, and
+    ``until`` (the upper bound) for ``between`` only.  ``text`` is a short rendering
+    for reports (filled in when empty).
     """
 
     application: str
@@ -81,15 +103,20 @@ class Expectation:
     line: int = 0
     text: str = ""
     event: JournalEvent | None = None
+    until: float | None = None
 
     def __post_init__(self) -> None:
         if [self.status, self.mode, self.event].count(None) != 2:
             raise ValueError("an expectation has exactly one of status, mode and event")
         if self.event is not None and self.kind is ExpectationKind.AT_END:
             raise ValueError("a journal event cannot be expected at-end")
-        timed = self.kind in (ExpectationKind.WITHIN, ExpectationKind.AT)
+        timed = self.kind in TIMED_KINDS
         if timed != (self.time is not None):
-            raise ValueError(f"time is required for within/at and only for them: {self}")
+            raise ValueError(f"time is required for timed kinds and only for them: {self}")
+        if (self.kind is ExpectationKind.BETWEEN) != (self.until is not None):
+            raise ValueError(f"until is required for between and only for it: {self}")
+        if self.until is not None and self.time is not None and self.until < self.time:
+            raise ValueError(f"between needs its first time first: {self}")
         if not self.text:
             object.__setattr__(self, "text", self._render())
 
@@ -107,9 +134,17 @@ class Expectation:
         if self.kind is ExpectationKind.AT_END:
             return f"{self.application} {subject} at end"
         assert self.time is not None
+        when = format_number(self.time)
         if self.kind is ExpectationKind.WITHIN:
-            return f"{self.application} {subject} within {format_number(self.time)}s"
-        return f"{self.application} {subject} at t={format_number(self.time)}"
+            return f"{self.application} {subject} within {when}s"
+        if self.kind is ExpectationKind.FIRST_AT:
+            return f"{self.application} {subject} first at t={when}"
+        if self.kind is ExpectationKind.BETWEEN:
+            assert self.until is not None
+            return f"{self.application} {subject} first at t={when}..{format_number(self.until)}"
+        if self.kind is ExpectationKind.AFTER:
+            return f"{self.application} {subject} first at t>={when}"
+        return f"{self.application} {subject} at t={when}"
 
 
 @dataclass(frozen=True)

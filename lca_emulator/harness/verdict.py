@@ -106,7 +106,7 @@ def judge(
 ) -> Verdict:
     """Judge one expectation against a run's timeline and its final records."""
     if expectation.event is not None:
-        return _judge_event(expectation, expectation.event, timeline, tolerance)
+        return _judge_events(expectation, expectation.event, timeline, tolerance)
     app = expectation.application
     is_mode = expectation.mode is not None
     wanted: str = (expectation.mode or expectation.status or ApplicationStatus.UNKNOWN).value
@@ -121,46 +121,60 @@ def judge(
         observed = f"{what} {value.value if value else 'unknown'} at end"
         return Verdict(expectation, value is not None and value.value == wanted, observed)
 
-    first = timeline.first(app, wanted, mode=is_mode)
-    if kind is ExpectationKind.NEVER:
-        if first is None:
-            return Verdict(expectation, True, f"never {wanted}")
-        return Verdict(expectation, False, f"{wanted} at t={_time(first.time)}")
-
-    assert expectation.time is not None
-    limit = expectation.time
-    if kind is ExpectationKind.WITHIN:
-        if first is None:
-            return Verdict(expectation, False, f"no {wanted} ({timeline.describe(app)})")
-        passed = first.time <= limit + tolerance
-        return Verdict(expectation, passed, f"{wanted} first at t={_time(first.time)}")
-
-    # AT: entered at exactly that time (within the tolerance of a real-time run)
     entered = [c for c in timeline.changes(app, mode=is_mode) if c.value == wanted]
-    hit = [c for c in entered if abs(c.time - limit) <= tolerance]
-    if hit:
-        return Verdict(expectation, True, f"{wanted} at t={_time(hit[0].time)}")
-    if entered:
-        times = ", ".join(f"t={_time(c.time)}" for c in entered)
-        return Verdict(expectation, False, f"{wanted} at {times}")
-    return Verdict(expectation, False, f"no {wanted} ({timeline.describe(app)})")
+    if kind is ExpectationKind.NEVER:
+        if not entered:
+            return Verdict(expectation, True, f"never {wanted}")
+        return Verdict(expectation, False, f"{wanted} at t={_time(entered[0].time)}")
+    return _judge_times(expectation, wanted, [c.time for c in entered], tolerance, timeline)
 
 
-def _judge_event(
+def _judge_events(
     expectation: Expectation, event: JournalEvent, timeline: Timeline, tolerance: float
 ) -> Verdict:
-    """A journal event (such as ``switchover-refused``) happened, or never did."""
-    seen = timeline.occurrences(expectation.application, event)
-    times = ", ".join(f"t={_time(c.time)}" for c in seen)
-    observed = f"{event.value} at {times}" if seen else f"no {event.value}"
+    """A journal event (such as ``switchover-refused``) happened as expected, or never did."""
+    seen = [c.time for c in timeline.occurrences(expectation.application, event)]
     if expectation.kind is ExpectationKind.NEVER:
+        observed = f"{event.value} at {_times(seen)}" if seen else f"no {event.value}"
         return Verdict(expectation, not seen, observed)
+    return _judge_times(expectation, event.value, seen, tolerance, None)
+
+
+def _judge_times(
+    expectation: Expectation,
+    wanted: str,
+    times: list[float],
+    tolerance: float,
+    timeline: Timeline | None,
+) -> Verdict:
+    """A timed expectation against every time ``wanted`` was seen (in order)."""
+    if not times:
+        context = f" ({timeline.describe(expectation.application)})" if timeline else ""
+        return Verdict(expectation, False, f"no {wanted}{context}")
+    kind, first = expectation.kind, times[0]
     assert expectation.time is not None
-    if expectation.kind is ExpectationKind.WITHIN:
-        passed = bool(seen) and seen[0].time <= expectation.time + tolerance
+    earliest = expectation.time - tolerance
+    latest = expectation.time + tolerance
+    if kind is ExpectationKind.AT:
+        hits = [t for t in times if earliest <= t <= latest]
+        shown = _time(hits[0]) if hits else None
+        if shown is not None:
+            return Verdict(expectation, True, f"{wanted} at t={shown}")
+        return Verdict(expectation, False, f"{wanted} at {_times(times)}")
+    if kind is ExpectationKind.WITHIN:
+        passed = first <= latest
+    elif kind is ExpectationKind.FIRST_AT:
+        passed = earliest <= first <= latest
+    elif kind is ExpectationKind.AFTER:
+        passed = first >= earliest
     else:
-        passed = any(abs(c.time - expectation.time) <= tolerance for c in seen)
-    return Verdict(expectation, passed, observed)
+        assert expectation.until is not None
+        passed = earliest <= first <= expectation.until + tolerance
+    return Verdict(expectation, passed, f"{wanted} first at t={_time(first)}")
+
+
+def _times(times: list[float]) -> str:
+    return ", ".join(f"t={_time(t)}" for t in times)
 
 
 def judge_all(
