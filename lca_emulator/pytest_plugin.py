@@ -49,6 +49,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how scenario files run: virtual (default), real-time or processes",
     )
     group.addoption(
+        "--lca-golden",
+        metavar="DIR",
+        help="compare each scenario's journal with the one recorded in DIR (files named "
+        "after the scenario's path from the rootdir)",
+    )
+    group.addoption(
+        "--lca-update-golden",
+        action="store_true",
+        help="with --lca-golden: record the journals instead of comparing",
+    )
+    group.addoption(
         "--lca-strict",
         action="store_true",
         help="an option the server would ignore is a collection error, not a note",
@@ -161,8 +172,27 @@ class ScenarioItem(pytest.Item):
         )
         for note in result.notes:
             self.user_properties.append(("lca_note", f"{self.scenario.name}: {note}"))
+        result = self._golden(result)
         if not result.passed:
             raise ScenarioFailedError(result)
+
+    def _golden(self, result: ScenarioResult) -> ScenarioResult:
+        folder = self.config.getoption("--lca-golden")
+        if not folder:
+            return result
+        import dataclasses
+
+        from lca_emulator.harness import golden
+
+        path = Path(folder)
+        if not path.is_absolute():
+            path = self.config.rootpath / path
+        journal, scenario_path = result.journal, self.scenario.path
+        if self.config.getoption("--lca-update-golden"):
+            golden.record(scenario_path, journal, path, base=self.config.rootpath)
+            return result
+        difference = golden.compare(scenario_path, journal, path, base=self.config.rootpath)
+        return dataclasses.replace(result, golden=difference)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None

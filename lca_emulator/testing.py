@@ -9,7 +9,7 @@ traffic too; without one they connect to 127.0.0.1 over TCP.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -31,7 +31,20 @@ from lca_common.protocol.messages import (
 )
 from lca_emulator.harness.network import SiteNetwork
 
-__all__ = ["ManagementClient", "ScriptedApplication"]
+__all__ = ["ConnectionClosedError", "ManagementClient", "PeerTimeoutError", "ScriptedApplication"]
+
+DEFAULT_TIMEOUT = 10.0
+"""Wall-clock seconds a test double waits for a connection or a reply."""
+
+T = TypeVar("T")
+
+
+class PeerTimeoutError(Exception):
+    """A test double waited too long for a connection or a reply."""
+
+
+class ConnectionClosedError(Exception):
+    """The connection closed while a test double was waiting for a reply."""
 
 
 class _Peer:
@@ -49,13 +62,17 @@ class _Peer:
         self._refs = itertools.count(1)
         self._replies: dict[int, Deferred[Message]] = {}
 
-    async def connect(self) -> None:
-        """Open the connection."""
+    async def connect(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Open the connection.
+
+        :raises PeerTimeoutError: not connected within ``timeout`` wall-clock seconds.
+        """
         protocol = JsonLinesProtocol(self, self.accepted, answer_errors=False)
         endpoint: Any = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port)
         if self.network is not None:
             endpoint = self.network.client_endpoint(self.port)
-        await connectProtocol(endpoint, protocol)
+        attempt = connectProtocol(endpoint, protocol)
+        await self._bounded(attempt, timeout, f"not connected to 127.0.0.1:{self.port}")
 
     def next_ref(self) -> int:
         """A fresh request reference."""
@@ -66,13 +83,32 @@ class _Peer:
         assert self.sender is not None, "not connected"
         self.sender.send(message)
 
-    def request(self, message: Message) -> Deferred[Message]:
-        """Send a request (it must carry ``ref``) and get a Deferred of its reply."""
+    def request(self, message: Message, *, timeout: float = DEFAULT_TIMEOUT) -> Deferred[Message]:
+        """Send a request (it must carry ``ref``) and get a Deferred of its reply.
+
+        The Deferred fails with :class:`PeerTimeoutError` when no reply comes within
+        ``timeout`` wall-clock seconds, or with :class:`ConnectionClosedError` when the
+        connection closes first.
+        """
         ref = getattr(message, "ref")  # noqa: B009 - every request type has one
         d: Deferred[Message] = Deferred()
         self._replies[ref] = d
         self.send(message)
-        return d
+
+        def forget(result: object) -> object:
+            self._replies.pop(ref, None)
+            return result
+
+        what = f"no reply to {message.MESSAGE} (ref {ref})"
+        return self._bounded(d, timeout, what).addBoth(forget)
+
+    def _bounded(self, d: Deferred[T], timeout: float, what: str) -> Deferred[T]:
+        """``d``, failing with a clear error after ``timeout`` seconds on the reactor."""
+
+        def timed_out(result: T | Failure, timeout: float) -> T | Failure:
+            raise PeerTimeoutError(f"{type(self).__name__}: {what} within {timeout:g} s")
+
+        return d.addTimeout(timeout, self.reactor, onTimeoutCancel=timed_out)
 
     def disconnect(self, *, abort: bool = False) -> None:
         """Close (``abort``: drop at once, like a crash)."""
@@ -93,6 +129,9 @@ class _Peer:
 
     def connection_lost(self, reason: Failure) -> None:
         self.sender = None
+        waiting, self._replies = self._replies, {}
+        for ref, d in waiting.items():
+            d.errback(ConnectionClosedError(f"the connection closed before the reply to ref {ref}"))
         if not self.closed.called:
             self.closed.callback(None)
 

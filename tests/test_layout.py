@@ -125,7 +125,12 @@ PUBLIC_NAMES = {
         "RecordChange",
         "StatusJournal",
     ],
-    "lca_emulator.testing": ["ManagementClient", "ScriptedApplication"],
+    "lca_emulator.testing": [
+        "ConnectionClosedError",
+        "ManagementClient",
+        "PeerTimeoutError",
+        "ScriptedApplication",
+    ],
     "sipserver_stub": [
         "Component",
         "ComponentPlan",

@@ -137,7 +137,7 @@ TYPO = PASSING.replace("backup-init-check: true", "backup-init-check: true, back
 def test_option_notes_are_in_the_report(pytester: pytest.Pytester) -> None:
     """An option the server ignores passes, but the report names it after the run."""
     write(pytester, "scenario_typo.yaml", TYPO)
-    result = pytester.runpytest_subprocess("-q", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("-q")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["*lca-emulator notes*", "*unknown option 'backup-init-chek' ignored*"]

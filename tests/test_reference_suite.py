@@ -11,6 +11,7 @@ import pytest
 from reactortest import reactor_test
 
 from lca_emulator.cli.run import load_all
+from lca_emulator.harness import golden
 from lca_emulator.harness.model import Scenario
 from lca_emulator.harness.network import Transport
 from lca_emulator.harness.runner import run_scenario
@@ -66,3 +67,17 @@ async def test_memory_and_tcp_give_the_same_run(scenario: Scenario) -> None:
     assert [v.observed for v in memory.verdicts] == [v.observed for v in tcp.verdicts]
     assert _per_application(memory.journal) == _per_application(tcp.journal)
     assert sorted(map(repr, memory.journal)) == sorted(map(repr, tcp.journal))
+
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: Path(s.path).stem)
+@reactor_test
+async def test_reference_journals_match_the_golden_ones(scenario: Scenario) -> None:
+    """Each reference scenario's whole journal is the one recorded in tests/golden
+    (re-record with: lca-emulator run --golden tests/golden --update-golden fixtures/)."""
+    from twisted.internet import reactor
+
+    result = await run_scenario(scenario, reactor)
+    assert golden.compare(scenario.path, result.journal, GOLDEN, base=ROOT) == ()

@@ -259,3 +259,43 @@ def test_option_notes_show_under_quiet_and_strict_refuses_them(scenario: Path) -
     assert strict.returncode == 2
     assert f"{scenario.name}:8: applications[1].options.TServer.bakup-x: " in strict.stderr
     assert "unknown option 'bakup-x' ignored (an error under --strict)" in strict.stderr
+
+
+def test_golden_journals_record_compare_and_show_a_difference(scenario: Path) -> None:
+    """--update-golden records; the same run then passes; a changed journal fails with a
+    diff; a scenario without a golden journal fails saying how to record one."""
+    folder = scenario.parent / "golden"
+    here = scenario.parent
+    recorded = run(
+        "lca-emulator", "run", "--golden", "golden", "--update-golden", scenario.name, cwd=here
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    (golden_file,) = folder.iterdir()
+    assert golden_file.name == "scenario_ok.jsonl"
+    assert run("lca-emulator", "run", "--golden", "golden", scenario.name, cwd=here).returncode == 0
+
+    golden_file.write_text(golden_file.read_text().replace('"time":5.0', '"time":6.0', 1))
+    changed = run("lca-emulator", "run", "--golden", "golden", scenario.name, cwd=here)
+    assert changed.returncode == 1
+    assert "golden: journal differs from the golden one:" in changed.stdout
+    assert '      golden: -{"time":6.0' in changed.stdout
+    assert '      golden: +{"time":5.0' in changed.stdout
+
+    golden_file.unlink()
+    missing = run("lca-emulator", "run", "--golden", "golden", scenario.name, cwd=here)
+    assert missing.returncode == 1
+    assert "record one with --update-golden" in missing.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--update-golden"], "--update-golden needs --golden DIR"),
+        (["--golden", "g", "--real-time"], "--golden compares virtual-time journals"),
+    ],
+)
+def test_golden_usage_errors(scenario: Path, args: list[str], message: str) -> None:
+    """Golden options that cannot work are refused before anything runs (exit 2)."""
+    result = run("lca-emulator", "run", *args, scenario.name, cwd=scenario.parent)
+    assert result.returncode == 2
+    assert message in result.stderr

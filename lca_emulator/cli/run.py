@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from lca_common.entrypoints import positive_float, positive_int
 from lca_common.yamlsource import ConfigError, format_number
+from lca_emulator.harness import golden as golden_journals
 from lca_emulator.harness.batch import run_in_workers, run_serially
 from lca_emulator.harness.discovery import discover_scenarios
 from lca_emulator.harness.loader import load_scenario
@@ -68,6 +70,17 @@ def add_run_arguments(sub: Any) -> None:
         help="run the scenarios in N worker processes (results in the same order)",
     )
     run.add_argument(
+        "--golden",
+        metavar="DIR",
+        help="compare each scenario's whole journal with the one recorded in DIR "
+        "(virtual time); a difference fails the scenario and is shown",
+    )
+    run.add_argument(
+        "--update-golden",
+        action="store_true",
+        help="with --golden: record this run's journals in DIR instead of comparing",
+    )
+    run.add_argument(
         "--strict",
         action="store_true",
         help="an option the server would ignore (unknown name, invalid value) is a file "
@@ -94,8 +107,19 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         mode = RunMode.PROCESSES
     elif args.real_time:
         mode = RunMode.REAL_TIME
+    if args.update_golden and not args.golden:
+        print("lca-emulator: --update-golden needs --golden DIR", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.golden and mode is not RunMode.VIRTUAL:
+        print(
+            "lca-emulator: --golden compares virtual-time journals; "
+            "wall-clock times differ from run to run",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     settings = RunSettings(mode, args.time_scale, Transport(args.transport))
-    results = _run_all(scenarios, settings, out, jobs=args.jobs, quiet=args.quiet)
+    golden = Golden(Path(args.golden), update=args.update_golden) if args.golden else None
+    results = _run_all(scenarios, settings, out, jobs=args.jobs, quiet=args.quiet, golden=golden)
     if len(results) < len(scenarios):
         print(
             f"lca-emulator: interrupted: {len(results)} of {len(scenarios)} scenarios ran",
@@ -132,8 +156,31 @@ def load_all(
     return scenarios, problems
 
 
+@dataclass(frozen=True)
+class Golden:
+    """``--golden DIR`` (compare) or ``--golden DIR --update-golden`` (record)."""
+
+    folder: Path
+    update: bool
+
+    def check(self, result: ScenarioResult) -> ScenarioResult:
+        """The result, failed with the difference when its journal is not the golden one."""
+        path = result.scenario.path
+        if self.update:
+            golden_journals.record(path, result.journal, self.folder)
+            return result
+        difference = golden_journals.compare(path, result.journal, self.folder)
+        return dataclasses.replace(result, golden=difference)
+
+
 def _run_all(
-    scenarios: list[Scenario], settings: RunSettings, out: TextIO, *, jobs: int, quiet: bool
+    scenarios: list[Scenario],
+    settings: RunSettings,
+    out: TextIO,
+    *,
+    jobs: int,
+    quiet: bool,
+    golden: Golden | None = None,
 ) -> list[ScenarioResult]:
     jobs = min(jobs, len(scenarios))
     workers = f", {jobs} workers" if jobs > 1 else ""
@@ -144,7 +191,11 @@ def _run_all(
     )
     started = time.monotonic()
 
+    checked: dict[int, ScenarioResult] = {}
+
     def announce(index: int, result: ScenarioResult) -> None:
+        if golden is not None:
+            result = checked[index] = golden.check(result)
         print_result(result, out, quiet=quiet)
         if settings.mode is not RunMode.VIRTUAL and jobs == 1 and index + 1 < len(scenarios):
             _announce_next(scenarios[index + 1], settings, out)
@@ -155,6 +206,7 @@ def _run_all(
         if settings.mode is not RunMode.VIRTUAL:
             _announce_next(scenarios[0], settings, out)
         results = run_serially(scenarios, settings, announce)
+    results = [checked.get(index, result) for index, result in enumerate(results)]
     passed = sum(r.passed for r in results)
     failed = len(results) - passed
     elapsed = time.monotonic() - started
@@ -188,6 +240,8 @@ def print_result(result: ScenarioResult, out: TextIO, *, quiet: bool = False) ->
     )
     for error in result.errors:
         print(f"      error: {error}", file=out)
+    for line in result.golden:
+        print(f"      golden: {line}", file=out)
     for note in result.notes:
         print(f"      note: {note}", file=out)
     for v in result.verdicts:
@@ -238,10 +292,9 @@ def results_document(results: Sequence[ScenarioResult]) -> dict[str, Any]:
 
 
 def write_timelines(results: Sequence[ScenarioResult], folder: Path) -> None:
-    """Write each scenario's journal to ``folder/<name>.jsonl``."""
+    """Write each scenario's journal to ``folder``, one file per scenario file
+    (named after its path: two scenarios never share one)."""
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", r.scenario.name).strip("-") or "scenario"
-        with (folder / f"{slug}.jsonl").open("w", encoding="utf-8") as f:
-            for entry in r.journal:
-                f.write(json.dumps(entry.to_json(), separators=(",", ":")) + "\n")
+        name = golden_journals.result_file_name(r.scenario.path)
+        (folder / name).write_text(golden_journals.journal_text(r.journal), encoding="utf-8")

@@ -46,6 +46,8 @@ class ScenarioResult:
     errors: tuple[str, ...] = ()
     wall_seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    golden: tuple[str, ...] = ()
+    """How the journal differs from its golden journal (``--golden``); () when it does not."""
     """What the stubs' servers would log about their options (a typo is ignored there)."""
 
     @property
@@ -56,7 +58,7 @@ class ScenarioResult:
     @property
     def passed(self) -> bool:
         """Every expectation held and nothing went wrong on the way."""
-        return not self.errors and all(v.passed for v in self.verdicts)
+        return not self.errors and not self.golden and all(v.passed for v in self.verdicts)
 
     @property
     def failures(self) -> list[Verdict]:
