@@ -110,7 +110,7 @@ def test_json_and_timeline_outputs(scenario: Path) -> None:
         "switchover-refused at t=60",
         "never PRIMARY",
     ]
-    lines = (out / "tl" / "failed-T-Controller.jsonl").read_text().splitlines()
+    lines = (out / "tl" / "scenario_ok.jsonl").read_text().splitlines()  # named after the file
     events = [json.loads(line) for line in lines]
     assert {"time", "application", "event", "status", "mode", "detail"} <= set(events[0])
     refused = [e for e in events if e["event"] == "switchover-refused"]
