@@ -4,6 +4,8 @@ with a tolerance (wall clock)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lca_common.protocol.messages import ApplicationStatus as S
@@ -172,3 +174,13 @@ def test_between_needs_its_times_in_order() -> None:
     """An expectation whose window ends before it starts cannot be built."""
     with pytest.raises(ValueError, match="first time first"):
         status(K.BETWEEN, 80, 60)
+
+
+@pytest.mark.parametrize(("expectation", "passed", "observed"), CASES, ids=lambda x: None)
+def test_miss_turns_every_verdict_around(
+    expectation: Expectation, passed: bool, observed: str
+) -> None:
+    """``miss: true`` holds exactly when the expectation itself does not."""
+    turned = dataclasses.replace(expectation, miss=True, text="")
+    assert verdict(turned) == (not passed, observed)
+    assert turned.text.endswith("(must miss)")

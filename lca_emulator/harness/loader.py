@@ -246,7 +246,8 @@ _NEVER_MODES: Final = (ExecutionMode.PRIMARY, ExecutionMode.BACKUP, ExecutionMod
 
 def _expectation(node: Node, duration: float, names: list[str]) -> Expectation:
     fields = node.mapping(
-        ["application", "status", "mode", "event", *_EXPECTATION_WHEN], required=["application"]
+        ["application", "status", "mode", "event", "miss", *_EXPECTATION_WHEN],
+        required=["application"],
     )
     application = _known_application(fields, "application", names)
     kind = ExpectationKind(_exactly_one(fields, _EXPECTATION_WHEN, "an expectation"))
@@ -284,7 +285,15 @@ def _expectation(node: Node, duration: float, names: list[str]) -> Expectation:
         else:
             time = _time(fields, kind.value, duration)
     return Expectation(
-        application, kind, status, mode, time, line=fields.line, event=event, until=until
+        application,
+        kind,
+        status,
+        mode,
+        time,
+        line=fields.line,
+        event=event,
+        until=until,
+        miss=fields.get_bool("miss", False),
     )
 
 

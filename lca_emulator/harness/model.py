@@ -104,6 +104,9 @@ class Expectation:
     text: str = ""
     event: JournalEvent | None = None
     until: float | None = None
+    miss: bool = False
+    """This expectation must not hold (a check of the judge itself: a judge that lets
+    everything pass fails the scenario)."""
 
     def __post_init__(self) -> None:
         if [self.status, self.mode, self.event].count(None) != 2:
@@ -118,7 +121,8 @@ class Expectation:
         if self.until is not None and self.time is not None and self.until < self.time:
             raise ValueError(f"between needs its first time first: {self}")
         if not self.text:
-            object.__setattr__(self, "text", self._render())
+            text = self._render()
+            object.__setattr__(self, "text", f"{text} (must miss)" if self.miss else text)
 
     def _render(self) -> str:
         if self.kind is ExpectationKind.NEVER:

@@ -104,7 +104,20 @@ def judge(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Verdict:
-    """Judge one expectation against a run's timeline and its final records."""
+    """Judge one expectation against a run's timeline and its final records (an expectation
+    marked ``miss`` holds when the judgement fails)."""
+    verdict = _judge(expectation, timeline, final, tolerance)
+    if expectation.miss:
+        return Verdict(expectation, not verdict.passed, verdict.observed)
+    return verdict
+
+
+def _judge(
+    expectation: Expectation,
+    timeline: Timeline,
+    final: dict[str, ApplicationRecord],
+    tolerance: float,
+) -> Verdict:
     if expectation.event is not None:
         return _judge_events(expectation, expectation.event, timeline, tolerance)
     app = expectation.application
