@@ -20,7 +20,7 @@ from lca_emulator.lca.control import (
 )
 from lca_emulator.registry import ApplicationRegistry
 from lca_emulator.scs.management import ManagementEndpoint
-from lca_emulator.scs.server import HaPair, SolutionControlServer
+from lca_emulator.scs.server import HaPair, ScsOptions, SolutionControlServer
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,13 @@ class ManagementLayer:
         launcher: ApplicationLauncher | None = None,
         heartbeat: float | None = None,
         grace: float = DEFAULT_GRACE,
+        scs_options: ScsOptions | None = None,
     ) -> None:
         self.clock = clock
         self.journal = StatusJournal()
         self.registry = ApplicationRegistry(clock, self.journal)
         self.lca = LocalControlAgent(clock, self.registry, heartbeat=heartbeat)
-        self.scs = SolutionControlServer(self.registry, self.lca, pairs)
+        self.scs = SolutionControlServer(self.registry, self.lca, pairs, scs_options)
         self.control = ApplicationControl(
             self.registry, self.lca, launcher, applications, grace=grace
         )

@@ -261,7 +261,7 @@ def test_r4_primary_reports_failing_status(failing: ApplicationStatus) -> None:
     m = machine(PairState.ACTIVE, A)
     decision = m.handle(status(A), views(up(A, failing), up(B)))
     switch = Switchover(A, B, f"primary SIPS_A reported {failing.value}")
-    assert decision == Decision((switch, AssignMode(B, PRIMARY), AssignMode(A, BACKUP)), "R4")
+    assert decision == Decision((switch, AssignMode(A, BACKUP), AssignMode(B, PRIMARY)), "R4")
     assert m.current == PairMachineState(PairState.ACTIVE, B)
 
 
@@ -350,8 +350,8 @@ def test_r6_manual_switchover_accepted(asked: str) -> None:
     assert decision == Decision(
         (
             Switchover(A, B, "manual switchover"),
-            AssignMode(B, PRIMARY),
             AssignMode(A, BACKUP),
+            AssignMode(B, PRIMARY),
         ),
         "R6",
     )
@@ -432,8 +432,8 @@ def test_r8_backup_running_after_failure_takes_over_and_demotes() -> None:
     assert decision == Decision(
         (
             Switchover(A, B, "primary SIPS_A failed earlier"),
-            AssignMode(B, PRIMARY),
             AssignMode(A, BACKUP),
+            AssignMode(B, PRIMARY),
         ),
         "R8",
     )
@@ -665,6 +665,12 @@ def _run(steps: list[Step]) -> None:
 
 
 def _check_step(world: World, decision: Decision) -> None:
+    actions = list(decision.actions)
+    for switch in (a for a in actions if isinstance(a, Switchover)):
+        if world.view(switch.from_).up:
+            demote = actions.index(AssignMode(switch.from_, BACKUP))
+            promote = actions.index(AssignMode(switch.to, PRIMARY))
+            assert demote < promote, f"{switch.to} made PRIMARY before {switch.from_} BACKUP"
     for action in decision.actions:
         if isinstance(action, Switchover):
             target = world.view(action.to)
@@ -732,3 +738,24 @@ def test_property_arbitrary_views(
         assert len(promoted) <= 1
         if m.current.state is PairState.ACTIVE:
             assert m.current.primary in (A, B)
+
+
+def test_promote_unavailable_backup_takes_a_service_unavailable_backup() -> None:
+    """With our SCS option promote-unavailable-backup, R5 is off: a backup that is up is
+    promoted whatever its status; the vendor's order (demote first) still holds."""
+    m = HaPairMachine(A, B, promote_unavailable_backup=True)
+    m.current = PairMachineState(PairState.ACTIVE, A)
+    members = {
+        A: MemberView(A, up=True, status=RUNNING),
+        B: MemberView(B, up=True, status=SU),
+    }
+    decision = m.handle(PairInput(InputKind.SWITCHOVER_REQUESTED, A), members)
+    assert decision.actions == (
+        Switchover(A, B, "manual switchover"),
+        AssignMode(A, BACKUP),
+        AssignMode(B, PRIMARY),
+    )
+    gone = {A: MemberView(A, up=True, status=RUNNING), B: MemberView(B, up=False, status=SU)}
+    m.current = PairMachineState(PairState.ACTIVE, A)
+    refused = m.handle(PairInput(InputKind.SWITCHOVER_REQUESTED, A), gone)
+    assert isinstance(refused.actions[0], Refusal), "a backup that is not up is never promoted"

@@ -91,13 +91,14 @@ def serve(args: argparse.Namespace) -> None:
 
     applications: Sequence[Any] = ()
     pairs: Sequence[Any] = ()
+    scs_options: Any = None
     if args.config:
         try:
             config = load_management_config(args.config)
         except ConfigError as e:
             print(f"lca-emulator: {e}", file=sys.stderr)
             raise SystemExit(2) from None
-        applications, pairs = config.applications, config.ha_pairs
+        applications, pairs, scs_options = config.applications, config.ha_pairs, config.scs
 
     from twisted.internet import reactor
     from twisted.internet.task import react
@@ -133,6 +134,7 @@ def serve(args: argparse.Namespace) -> None:
             launcher=launcher,
             heartbeat=args.heartbeat,
             grace=args.grace,
+            scs_options=scs_options,
         )
         try:
             ports = await layer.listen(lca_endpoint, scs_endpoint)

@@ -27,6 +27,7 @@ from lca_emulator.harness.model import (
     ManagementConfig,
     Scenario,
     ScenarioEvent,
+    ScsOptions,
 )
 from lca_emulator.journal import JournalEvent
 from sipserver_stub.fixture import FIXTURE_KEYS, StubFixture, fixture_from_fields
@@ -44,6 +45,7 @@ SCENARIO_KEYS: Final = (
     "heartbeat",
     "applications",
     "ha-pairs",
+    "scs",
     "events",
     "expect",
 )
@@ -75,6 +77,7 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
         events=tuple(sorted(events, key=lambda event: event.at)),
         expectations=tuple(expectations),
         heartbeat=heartbeat,
+        scs=_scs_options(root),
     )
 
 
@@ -85,7 +88,16 @@ def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
     """
     root = load_yaml(path).mapping(SCENARIO_KEYS)
     applications, pairs = _applications_and_pairs(root)
-    return ManagementConfig(applications=applications, ha_pairs=pairs, path=root.file)
+    return ManagementConfig(
+        applications=applications, ha_pairs=pairs, path=root.file, scs=_scs_options(root)
+    )
+
+
+def _scs_options(root: MappingNode) -> ScsOptions:
+    fields = root.get_mapping("scs", ["promote-unavailable-backup"])
+    return ScsOptions(
+        promote_unavailable_backup=fields.get_bool("promote-unavailable-backup", False)
+    )
 
 
 def _applications_and_pairs(

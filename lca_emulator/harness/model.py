@@ -7,13 +7,13 @@ Files become these in :mod:`lca_emulator.harness.loader`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_common.yamlsource import format_number
 from lca_emulator.journal import JournalEvent
-from lca_emulator.scs.server import HaPair
+from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ManagementConfig",
     "Scenario",
     "ScenarioEvent",
+    "ScsOptions",
 ]
 
 
@@ -167,6 +168,8 @@ class Scenario:
     expectations: tuple[Expectation, ...] = ()
     heartbeat: float | None = None
     """The LCA's heartbeat period (our extension): an application silent longer is hung."""
+    scs: ScsOptions = field(default_factory=ScsOptions)
+    """The SCS's options (``scs:``)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class ManagementConfig:
     applications: tuple[StubFixture, ...]
     ha_pairs: tuple[HaPair, ...]
     path: str
+    scs: ScsOptions = field(default_factory=ScsOptions)
 
 
 EXPECTABLE_EVENTS: Final = (

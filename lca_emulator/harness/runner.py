@@ -104,6 +104,7 @@ async def run_scenario(
         time_scale=time_scale,
         heartbeat=scenario.heartbeat,
         transport=transport,
+        scs_options=scenario.scs,
     )
     errors: list[str] = []
     await site.open()

@@ -43,7 +43,7 @@ from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ApplicationLauncher
 from lca_emulator.lca.processes import ProcessLauncher
 from lca_emulator.registry import ApplicationRecord
-from lca_emulator.scs.server import HaPair
+from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
 
 SETTLE_LIMIT = 30.0
@@ -82,6 +82,7 @@ class Site:
         grace: float = 5.0,
         launcher: ApplicationLauncher | None = None,
         transport: Transport = Transport.MEMORY,
+        scs_options: ScsOptions | None = None,
     ) -> None:
         self.reactor = reactor
         self.mode = mode
@@ -107,6 +108,7 @@ class Site:
             launcher=launcher,
             heartbeat=heartbeat,
             grace=grace,
+            scs_options=scs_options,
         )
         self.lca_port = 0
         self.scs_port = 0

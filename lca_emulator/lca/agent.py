@@ -219,6 +219,7 @@ class ApplicationSession:
             status=status,
             host=message.host,
             pid=message.pid if message.pid is not None else (record.pid if record else None),
+            mode=ExecutionMode.UNKNOWN,  # a new process: nothing is known of it yet
             connected=True,
             registered=True,
             hung=False,
@@ -228,11 +229,17 @@ class ApplicationSession:
     def _update_status(self, name: str, message: RequestUpdateStatus) -> None:
         record = self.lca.registry.get(name)
         assert record is not None
-        if (record.status, record.mode) == (message.status, message.mode):
+        mode = message.mode
+        if self._pending_modes and mode is not self._pending_modes[max(self._pending_modes)]:
+            # written before it heard the mode the SCS gave it: the mode counts once the
+            # change is acknowledged (so a restarted former primary never shows as a
+            # second PRIMARY); the status counts now
+            mode = record.mode
+        if (record.status, record.mode) == (message.status, mode):
             return
         event = JournalEvent.STATUS if record.status != message.status else JournalEvent.MODE
         self.lca.registry.note(
-            name, event, status=message.status, mode=message.mode, reported_status=message.status
+            name, event, status=message.status, mode=mode, reported_status=message.status
         )
 
     def _mode_changed(self, name: str, message: ResponseExecutionModeChanged) -> None:

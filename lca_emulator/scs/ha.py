@@ -129,6 +129,8 @@ class HaPairMachine:
     configured_primary: str
     configured_backup: str
     current: PairMachineState = field(default_factory=PairMachineState)
+    promote_unavailable_backup: bool = False
+    """Our SCS option: promote a backup that is up whatever its status (R5 off)."""
 
     def peer(self, name: str) -> str:
         """The other member of the pair."""
@@ -151,7 +153,11 @@ class HaPairMachine:
         return members.get(name) or MemberView(name)
 
     def _ready(self, members: Members, name: str) -> bool:
+        """Whether ``name`` may take the primary role: connected, answering and RUNNING
+        (R5), or only connected and answering with ``promote_unavailable_backup``."""
         view = self._view(members, name)
+        if self.promote_unavailable_backup:
+            return view.up
         return view.up and view.status is ApplicationStatus.RUNNING
 
     def _why_not_ready(self, members: Members, name: str) -> str:
@@ -166,20 +172,24 @@ class HaPairMachine:
             )
         return f"backup {name} is {view.status.value}, not RUNNING"
 
+    def _switch(self, members: Members, old: str, new: str, reason: str) -> tuple[Action, ...]:
+        """A switchover in the vendor's order: the old primary, if it is still connected,
+        is made BACKUP first, then the new one PRIMARY (never two primaries)."""
+        actions: list[Action] = [Switchover(old, new, reason)]
+        if self._view(members, old).up:
+            actions.append(AssignMode(old, ExecutionMode.BACKUP))
+        actions.append(AssignMode(new, ExecutionMode.PRIMARY))
+        return tuple(actions)
+
     def _fail_over(self, members: Members, cause: str) -> tuple[PairMachineState, Decision]:
-        """R4: the primary failed; the backup takes over only if it is RUNNING."""
+        """R4: the primary failed; the backup takes over only if it is ready (R5)."""
         primary = self.current.primary
         assert primary is not None
         backup = self.peer(primary)
         primary_up = self._view(members, primary).up
         if self._ready(members, backup):
-            actions: list[Action] = [
-                Switchover(primary, backup, cause),
-                AssignMode(backup, ExecutionMode.PRIMARY),
-            ]
-            if primary_up:
-                actions.append(AssignMode(primary, ExecutionMode.BACKUP))
-            return PairMachineState(PairState.ACTIVE, backup), Decision(tuple(actions), "R4")
+            actions = self._switch(members, primary, backup, cause)
+            return PairMachineState(PairState.ACTIVE, backup), Decision(actions, "R4")
         refusal = Refusal(primary, backup, f"{cause}; {self._why_not_ready(members, backup)}")
         return (
             PairMachineState(PairState.FAILED, primary, holding=primary_up),
@@ -285,13 +295,8 @@ def _active_switchover(
     assert primary is not None
     backup = m.peer(primary)
     if m._ready(members, backup):
-        actions: list[Action] = [
-            Switchover(primary, backup, "manual switchover"),
-            AssignMode(backup, ExecutionMode.PRIMARY),
-        ]
-        if m._view(members, primary).up:
-            actions.append(AssignMode(primary, ExecutionMode.BACKUP))
-        return PairMachineState(PairState.ACTIVE, backup), Decision(tuple(actions), "R6")
+        actions = m._switch(members, primary, backup, "manual switchover")
+        return PairMachineState(PairState.ACTIVE, backup), Decision(actions, "R6")
     reason = f"manual switchover; {m._why_not_ready(members, backup)}"
     return m.current, Decision((Refusal(primary, backup, reason),), "R6")
 
@@ -320,9 +325,9 @@ def _failed_status(
     actions: list[Action] = []
     if former is not None:
         actions.append(Switchover(former, event.member, f"primary {former} failed earlier"))
+        if m.current.holding:
+            actions.append(AssignMode(former, ExecutionMode.BACKUP))
     actions.append(AssignMode(event.member, ExecutionMode.PRIMARY))
-    if former is not None and m.current.holding:
-        actions.append(AssignMode(former, ExecutionMode.BACKUP))
     return PairMachineState(PairState.ACTIVE, event.member), Decision(tuple(actions), "R8")
 
 

@@ -49,6 +49,15 @@ class HaPair:
             object.__setattr__(self, "name", f"{self.primary}/{self.backup}")
 
 
+@dataclass(frozen=True)
+class ScsOptions:
+    """The SCS's own options (the ``scs:`` section of a scenario or serve config)."""
+
+    promote_unavailable_backup: bool = False
+    """Our choice, default off: promote a backup that is up whatever its status, to
+    rehearse an SCS that does not refuse (no vendor document says the real one does)."""
+
+
 SwitchoverNotice: TypeAlias = EventSwitchover | EventSwitchoverRefused
 _LOSS_EVENTS = {
     JournalEvent.DISCONNECTED: "disconnected",
@@ -69,14 +78,20 @@ class SolutionControlServer:
         registry: ApplicationRegistry,
         lca: LocalControlAgent,
         pairs: Iterable[HaPair] = (),
+        options: ScsOptions | None = None,
     ) -> None:
         self.registry = registry
         self.lca = lca
+        self.options = options if options is not None else ScsOptions()
         self._pairs: dict[str, tuple[HaPair, HaPairMachine]] = {}
         self._listeners: list[Callable[[SwitchoverNotice], None]] = []
         self._suspended = False
         for pair in pairs:
-            machine = HaPairMachine(pair.primary, pair.backup)
+            machine = HaPairMachine(
+                pair.primary,
+                pair.backup,
+                promote_unavailable_backup=self.options.promote_unavailable_backup,
+            )
             for member in (pair.primary, pair.backup):
                 if member in self._pairs:
                     raise ValueError(f"{member} is in more than one HA pair")
