@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lca_emulator.sml import SML_SECTION, SmlOptions, parse_sml_options
+
 Options = Mapping[str, Mapping[str, str]]
 """Configuration options by section, as configuration strings."""
 
@@ -37,9 +39,15 @@ class ApplicationSpec:
     host: str | None = None
     options: Options = field(default_factory=lambda: MappingProxyType({}), hash=False)
     program: object = field(default=None, compare=False, hash=False)
+    auto_restart: bool = False
+    """Restart it when it exits without being asked to (the vendor's auto-restart)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", freeze_options(self.options))
+
+    def sml(self) -> tuple[SmlOptions, tuple[str, ...]]:
+        """Its ``[sml]`` options, and the notes about values the LCA cannot use."""
+        return parse_sml_options(self.options.get(SML_SECTION, {}))
 
     def with_option(self, section: str, option: str, value: str) -> ApplicationSpec:
         """A copy with one option set; it applies at the application's next start."""

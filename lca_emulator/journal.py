@@ -30,6 +30,12 @@ class JournalEvent(enum.StrEnum):
     RECOVERED = "recovered"
     SWITCHOVER = "switchover"
     SWITCHOVER_REFUSED = "switchover-refused"
+    RESTARTED = "restarted"
+    """Its LCA restarted it by itself: ``hangup`` (hung) or ``auto-restart`` (it exited)."""
+    SUSPENDED = "suspended"
+    """A graceful stop reached SUSPENDING in time."""
+    SPLIT_BRAIN = "split-brain"
+    """Both members of a pair are up and PRIMARY."""
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ FIXTURE_KEYS: Final = frozenset(
         "options",
         "components",
         "sip-port-state",
+        "auto-restart",
     }
 )
 """The keys of a fixture mapping."""
@@ -150,6 +151,8 @@ class StubFixture:
     )
     sip_port_state: SipPortState = SipPortState.FREE
     source: str = ""
+    auto_restart: bool = False
+    """For the LCA that starts it (restart it when it exits unasked); the stub ignores it."""
 
     def __post_init__(self) -> None:
         if self.mode not in STARTING_MODES:
@@ -188,6 +191,8 @@ class StubFixture:
             for component, plan in self.components.items()
         }
         document["sip-port-state"] = self.sip_port_state.value
+        if self.auto_restart:
+            document["auto-restart"] = True
         return document
 
 
@@ -221,6 +226,7 @@ def fixture_from_fields(fields: MappingNode, *, source: str | None = None) -> St
         ),
         sip_port_state=fields.get_enum("sip-port-state", SipPortState, SipPortState.FREE),
         source=fields.file if source is None else source,
+        auto_restart=fields.get_bool("auto-restart", False),
     )
 
 

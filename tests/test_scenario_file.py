@@ -674,7 +674,7 @@ def test_every_expectation_kind(
             "expected one of UNKNOWN, STOPPED, START_PENDING, INITIALIZING, RUNNING, "
             "SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, PRIMARY, BACKUP, "
             "EXITING, registered, disconnected, exited, killed, start-failed, hung, recovered, "
-            "switchover, switchover-refused, got 'DEAD'",
+            "switchover, switchover-refused, restarted, suspended, split-brain, got 'DEAD'",
         ),
         (
             "{application: SIPS_AX, never: RUNNING}",

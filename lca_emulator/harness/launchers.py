@@ -40,7 +40,11 @@ _SIGKILL = 9
 def application_spec(fixture: StubFixture) -> ApplicationSpec:
     """The emulator's view of a stub: its name, host and options; the fixture to start it."""
     return ApplicationSpec(
-        fixture.application, host=fixture.host, options=fixture.options, program=fixture
+        fixture.application,
+        host=fixture.host,
+        options=fixture.options,
+        program=fixture,
+        auto_restart=fixture.auto_restart,
     )
 
 

@@ -192,5 +192,8 @@ EXPECTABLE_EVENTS: Final = (
     JournalEvent.RECOVERED,
     JournalEvent.SWITCHOVER,
     JournalEvent.SWITCHOVER_REFUSED,
+    JournalEvent.RESTARTED,
+    JournalEvent.SUSPENDED,
+    JournalEvent.SPLIT_BRAIN,
 )
 """The journal events an expectation may name (``event:`` or ``never:``)."""

@@ -293,7 +293,8 @@ class _Connect:
     attempt: Deferred[Any]
 
     def deliver(self) -> None:
-        self.network._connect(self.endpoint, self.factory, self.attempt)
+        if not self.attempt.called:  # a cancelled attempt (ClientService stopping) is dropped
+            self.network._connect(self.endpoint, self.factory, self.attempt)
 
 
 @implementer(IListeningPort)
@@ -332,7 +333,7 @@ class _MemoryClientEndpoint:
         self.latest: _MemoryConnection | None = None
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = Deferred()  # cancelling it fails it at once; no connection follows
         self.network._queue_event(_Connect(self.network, self, protocolFactory, d))
         return d
 

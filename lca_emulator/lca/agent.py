@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
@@ -26,15 +27,24 @@ from lca_common.protocol.messages import (
 )
 from lca_emulator.journal import JournalEvent
 from lca_emulator.registry import ApplicationRegistry
+from lca_emulator.sml import SmlOptions
 
 log = Logger()
+
+
+class Supervisor(Protocol):
+    """What the LCA tells the process control about (it restarts hung applications)."""
+
+    def application_hung(self, name: str) -> None:
+        """``name`` was found hung (silent past its heartbeat period)."""
 
 
 class LocalControlAgent:
     """Accepts application connections and keeps their records in the registry.
 
-    :param heartbeat: when set, an application silent for longer than this many
-        seconds is treated as hung.
+    :param heartbeat: the hang-detection period, in seconds, of applications whose
+        ``[sml] heartbeat-period`` is 0 or that are not configured (our default; the
+        vendor's is off); ``None``: only those with a period of their own are watched.
     """
 
     def __init__(
@@ -51,6 +61,31 @@ class LocalControlAgent:
         """Where applications reach this LCA (a client endpoint string), once it listens."""
         self._sessions: dict[str, ApplicationSession] = {}
         self._refs = itertools.count(1)
+        self._sml: dict[str, SmlOptions] = {}
+        self._supervisor: Supervisor | None = None
+
+    def supervise_with(self, supervisor: Supervisor) -> None:
+        """Tell ``supervisor`` (the process control) of hung applications."""
+        self._supervisor = supervisor
+
+    def configure(self, name: str, sml: SmlOptions) -> None:
+        """``name``'s ``[sml]`` options; a new heartbeat period applies at once."""
+        self._sml[name] = sml
+        session = self._sessions.get(name)
+        if session is not None:
+            session.watch()
+
+    def heartbeat_period(self, name: str) -> float | None:
+        """How long ``name`` may be silent before it is hung (``None``: not watched)."""
+        sml = self._sml.get(name)
+        if sml is not None and sml.heartbeat_period > 0:
+            return float(sml.heartbeat_period)
+        return self.heartbeat
+
+    def application_hung(self, name: str) -> None:
+        """A session found ``name`` hung: its supervisor decides what to do."""
+        if self._supervisor is not None:
+            self._supervisor.application_hung(name)
 
     def factory(self) -> Factory:
         """A protocol factory for the LCA endpoint."""
@@ -211,7 +246,8 @@ class ApplicationSession:
         if status is ApplicationStatus.STOPPED:
             status = ApplicationStatus.UNKNOWN  # it runs, though nothing reported yet
         assert self.sender is not None
-        self.sender.send(EventApplicationRegistered(ref=message.ref, heartbeat=self.lca.heartbeat))
+        period = self.lca.heartbeat_period(name)
+        self.sender.send(EventApplicationRegistered(ref=message.ref, heartbeat=period))
         registry.note(
             name,
             JournalEvent.REGISTERED,
@@ -224,7 +260,7 @@ class ApplicationSession:
             registered=True,
             hung=False,
         )
-        self._watch()
+        self.watch()
 
     def _update_status(self, name: str, message: RequestUpdateStatus) -> None:
         record = self.lca.registry.get(name)
@@ -264,13 +300,14 @@ class ApplicationSession:
 
     # -- heartbeat -----------------------------------------------------------------
 
-    def _watch(self) -> None:
-        period = self.lca.heartbeat
-        if period is None or self.application is None:
-            return
+    def watch(self) -> None:
+        """(Re)start the hang watch with the application's heartbeat period."""
         self._stop_watch()
-        name = self.application
-        self._silence = self.lca.clock.callLater(period, self._hung, name)
+        if self.application is None:
+            return
+        period = self.lca.heartbeat_period(self.application)
+        if period is not None:
+            self._silence = self.lca.clock.callLater(period, self._hung, self.application, period)
 
     def _stop_watch(self) -> None:
         if self._silence is not None and self._silence.active():
@@ -283,11 +320,10 @@ class ApplicationSession:
             self.lca.registry.note(
                 name, JournalEvent.RECOVERED, status=record.reported_status, hung=False
             )
-        self._watch()
+        self.watch()
 
-    def _hung(self, name: str) -> None:
+    def _hung(self, name: str, period: float) -> None:
         self._silence = None
-        period = self.lca.heartbeat
         self.lca.registry.note(
             name,
             JournalEvent.HUNG,
@@ -295,3 +331,4 @@ class ApplicationSession:
             status=ApplicationStatus.UNKNOWN,
             hung=True,
         )
+        self.lca.application_hung(name)

@@ -20,6 +20,7 @@ from lca_emulator.journal import JournalEvent
 from lca_emulator.lca.agent import LocalControlAgent
 from lca_emulator.lca.processes import ProcessExit
 from lca_emulator.registry import ApplicationRegistry
+from lca_emulator.sml import SML_SECTION
 
 log = Logger()
 
@@ -84,7 +85,10 @@ class ApplicationControl:
         self.applications: dict[str, ApplicationSpec] = {a.name: a for a in applications}
         self._running: dict[str, RunningApplication] = {}
         self._restarting: dict[str, Deferred[None]] = {}
-        for name in self.applications:
+        self._stopping: set[str] = set()
+        lca.supervise_with(self)
+        for name, spec in self.applications.items():
+            lca.configure(name, spec.sml()[0])
             registry.note(
                 name,
                 JournalEvent.CONFIGURED,
@@ -143,6 +147,12 @@ class ApplicationControl:
         if self._running.get(name) is app:
             del self._running[name]
         self.lca.process_exited(name, exit.describe())
+        asked = name in self._stopping or name in self._restarting
+        self._stopping.discard(name)
+        spec = self.applications.get(name)
+        if not asked and spec is not None and spec.auto_restart:
+            self.registry.note(name, JournalEvent.RESTARTED, "reason=auto-restart")
+            self._start_quietly(name)
         return exit
 
     def stop(self, name: str) -> Deferred[ProcessExit | None]:
@@ -158,6 +168,7 @@ class ApplicationControl:
         app = self._running.get(name)
         if app is None:
             return succeed(None)
+        self._stopping.add(name)
         self.registry.note(name, JournalEvent.STOP_REQUESTED)
         d: Deferred[ProcessExit | None] = app.stop(
             self.grace, lambda: self.lca.change_mode(name, ExecutionMode.EXITING)
@@ -167,12 +178,7 @@ class ApplicationControl:
     def kill(self, name: str) -> Deferred[ProcessExit | None]:
         """End ``name`` at once, as ``kill -9`` would."""
         self._check(name)
-        app = self._running.get(name)
-        if app is None:
-            return succeed(None)
-        self.registry.note(name, JournalEvent.KILLED)
-        d: Deferred[ProcessExit | None] = app.kill()  # type: ignore[assignment]
-        return d
+        return self._kill(name)
 
     def hang(self, name: str) -> None:
         """Make ``name`` hang: it stays connected but answers nothing, heartbeats included."""
@@ -190,6 +196,11 @@ class ApplicationControl:
         start).  Restarts asked for while one is under way are the same restart.
         """
         self._check(name)
+        return self._restart(name, self._stop)
+
+    def _restart(
+        self, name: str, end: Callable[[str], Deferred[ProcessExit | None]]
+    ) -> Deferred[None]:
         under_way = self._restarting.get(name)
         if under_way is not None:
             return _follow(under_way)
@@ -202,12 +213,42 @@ class ApplicationControl:
             del self._restarting[name]
             self.start(name)
 
-        self._stop(name).addCallback(start_again).chainDeferred(done)
+        end(name).addCallback(start_again).chainDeferred(done)
         return _follow(done)
+
+    def application_hung(self, name: str) -> None:
+        """The LCA found ``name`` hung: restart it, unless its ``[sml] hangup-restart`` is
+        false (vendor: *LCA Hang-up Detection Support*); a hung process cannot be asked
+        to exit, so it is killed first."""
+        spec = self.applications.get(name)
+        if spec is None or name not in self._running or not spec.sml()[0].hangup_restart:
+            return
+        self.registry.note(name, JournalEvent.RESTARTED, "reason=hangup")
+        self._restart(name, self._kill).addErrback(self._start_failed, name)
+
+    def _kill(self, name: str) -> Deferred[ProcessExit | None]:
+        app = self._running.get(name)
+        if app is None:
+            return succeed(None)
+        self.registry.note(name, JournalEvent.KILLED)
+        d: Deferred[ProcessExit | None] = app.kill()  # type: ignore[assignment]
+        return d
+
+    def _start_quietly(self, name: str) -> None:
+        """Start ``name`` again on the LCA's own initiative; a failure is journaled."""
+        try:
+            self.start(name)
+        except ControlError as e:
+            log.warn("{app}: not restarted: {why}", app=name, why=e.text)
+
+    def _start_failed(self, failure: Failure, name: str) -> None:
+        log.warn("{app}: not restarted: {why}", app=name, why=failure.getErrorMessage())
 
     def set_option(self, name: str, section: str, option: str, value: str) -> None:
         """Change an option in ``name``'s configuration; it applies at the next start."""
-        self.applications[name] = self._check(name).with_option(section, option, value)
+        self.applications[name] = spec = self._check(name).with_option(section, option, value)
+        if section == SML_SECTION:  # the LCA reads its [sml] options at once
+            self.lca.configure(name, spec.sml()[0])
         log.info(
             "{app}: [{section}] {option} = {value!r} recorded; takes effect after restart",
             app=name,

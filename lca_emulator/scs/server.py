@@ -17,6 +17,7 @@ from lca_common.protocol.messages import (
     ApplicationStatus,
     EventSwitchover,
     EventSwitchoverRefused,
+    ExecutionMode,
 )
 from lca_emulator.journal import JournalEvent
 from lca_emulator.lca.agent import LocalControlAgent
@@ -86,6 +87,7 @@ class SolutionControlServer:
         self._pairs: dict[str, tuple[HaPair, HaPairMachine]] = {}
         self._listeners: list[Callable[[SwitchoverNotice], None]] = []
         self._suspended = False
+        self._split: set[str] = set()
         for pair in pairs:
             machine = HaPairMachine(
                 pair.primary,
@@ -134,17 +136,44 @@ class SolutionControlServer:
         return decision
 
     def consider(self, change: RecordChange) -> Callable[[], None] | None:
-        """Feed ``change`` to its pair's machine; return how to carry out the decision."""
+        """Feed ``change`` to its pair's machine; return how to carry out the decision
+        (and to journal a split brain that the change made or ended)."""
         entry = self._pairs.get(change.after.name)
-        if entry is None or self._suspended:
+        if entry is None:
             return None
+        split = self._split_brain_change(entry[0])
+        decision = Decision()
         pair_input = _pair_input(change)
-        if pair_input is None:
+        if pair_input is not None and not self._suspended:
+            decision = self._decide(entry, pair_input)
+        if not decision.actions and split is None:
             return None
-        decision = self._decide(entry, pair_input)
-        if not decision.actions:
+
+        def act() -> None:
+            if split is not None:
+                split()
+            self._carry_out(entry[0], decision)
+
+        return act
+
+    def _split_brain_change(self, pair: HaPair) -> Callable[[], None] | None:
+        """Both members up and PRIMARY is a split brain (vendor log 10329; "recovered",
+        10330, once it ends): journaled once when it starts, once when it ends."""
+        records = [self.registry.get(pair.primary), self.registry.get(pair.backup)]
+        split = all(r is not None and r.up and r.mode is ExecutionMode.PRIMARY for r in records)
+        if split == (pair.name in self._split):
             return None
-        return lambda: self._carry_out(entry[0], decision)
+        if split:
+            self._split.add(pair.name)
+            detail = f"{pair.name}: {pair.primary} and {pair.backup} are both PRIMARY"
+        else:
+            self._split.discard(pair.name)
+            detail = f"{pair.name}: recovered from split brain"
+
+        def journal() -> None:
+            self.registry.note(pair.backup, JournalEvent.SPLIT_BRAIN, detail)
+
+        return journal
 
     # -- internals ---------------------------------------------------------------
 
