@@ -32,6 +32,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the installed distribution's version."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("lca-emulator")
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        version = "unknown (not installed)"
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+
+
+def exit_quietly_on_closed_pipe() -> None:
+    """The reader of standard output went away (``| head``): no traceback, exit 1.
+
+    Call from an ``except BrokenPipeError`` around the command's work."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
+    raise SystemExit(1)
+
+
 MANAGED_ENV = "LCA_EMULATOR_MANAGED"
 """Set in the environment of applications the emulated LCA starts."""
 

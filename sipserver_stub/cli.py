@@ -13,7 +13,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from lca_common.clock import ScaledClock
-from lca_common.entrypoints import ignore_interrupt_if_managed, positive_float
+from lca_common.entrypoints import add_version, ignore_interrupt_if_managed, positive_float
 from lca_common.yamlsource import ConfigError
 from sipserver_stub.fixture import SipPortState, load_fixture
 from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
         prog="sipserver-stub",
         description="Run one SIP Server stub from a fixture file against an LCA.",
     )
+    add_version(p)
     p.add_argument("fixture", help="stub fixture file (YAML)")
     p.add_argument(
         "--lca",

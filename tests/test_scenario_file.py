@@ -710,12 +710,15 @@ def test_expectation_built_in_code_renders_and_checks() -> None:
 # -- serve --config -----------------------------------------------------------------
 
 
-def test_management_config_ignores_the_run_keys(tmp_path: Path) -> None:
-    """A scenario file can be served: name, duration, events and expect are ignored."""
+def test_management_config_refuses_the_run_keys(tmp_path: Path) -> None:
+    """serve would not act on a scenario's duration, events or expect: each is refused by
+    name, at its line; without them the same file serves."""
     write(tmp_path, BACKUP_FIXTURE, "backup-tcontroller-fails.yaml")
     path = write(tmp_path, CONTRACT_SCENARIO)
-    config = load_management_config(path)
-    assert config.path == str(path)
+    with pytest.raises(ConfigError, match=r":2: duration: .duration. belongs to scenario runs"):
+        load_management_config(path)
+    served = CONTRACT_SCENARIO.split("events:")[0].replace("duration: 300\n", "")
+    config = load_management_config(write(tmp_path, served, "site.yaml"))
     assert [fixture.application for fixture in config.applications] == ["SIPS_A", "SIPS_B"]
     assert config.ha_pairs == (HaPair("SIPS_A", "SIPS_B"),)
     assert config.applications[0].peer_host == "host-b"

@@ -14,7 +14,12 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from lca_common.clock import ScaledClock
-from lca_common.entrypoints import positive_float, stop_reactor_on_interrupt
+from lca_common.entrypoints import (
+    add_version,
+    exit_quietly_on_closed_pipe,
+    positive_float,
+    stop_reactor_on_interrupt,
+)
 from lca_common.yamlsource import ConfigError
 
 log = Logger()
@@ -26,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
         prog="lca-emulator",
         description="An emulated Genesys Management Layer (LCA + SCS) and scenario runner.",
     )
+    add_version(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the emulated LCA + SCS until stopped")
@@ -79,10 +85,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
-    else:
-        from lca_emulator.cli.run import run_command
+        return
+    from lca_emulator.cli.run import run_command
 
-        raise SystemExit(run_command(args))
+    try:
+        code = run_command(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        exit_quietly_on_closed_pipe()
+    raise SystemExit(code)
 
 
 def serve(args: argparse.Namespace) -> None:

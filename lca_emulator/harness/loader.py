@@ -37,7 +37,7 @@ from sipserver_stub.options import (
     scalar_to_option_string,
 )
 
-__all__ = ["SCENARIO_KEYS", "load_management_config", "load_scenario"]
+__all__ = ["SCENARIO_KEYS", "SERVE_CONFIG_KEYS", "load_management_config", "load_scenario"]
 
 SCENARIO_KEYS: Final = (
     "name",
@@ -81,12 +81,24 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
     )
 
 
-def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
-    """Read a ``serve --config`` file: the applications and HA pairs of a scenario file.
+SERVE_CONFIG_KEYS: Final = ("name", "applications", "ha-pairs", "scs")
+"""The top-level keys a ``serve --config`` file takes."""
 
-    ``name``, ``duration``, ``events`` and ``expect`` are accepted and ignored.
+
+def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
+    """Read a ``serve --config`` file: the applications, HA pairs and SCS options.
+
+    A scenario file's ``duration``, ``heartbeat``, ``events`` and ``expect`` are refused
+    by name: ``serve`` would not act on them (use ``serve --heartbeat`` for the one).
     """
     root = load_yaml(path).mapping(SCENARIO_KEYS)
+    for key in root:
+        if key not in SERVE_CONFIG_KEYS:
+            hint = " (use serve --heartbeat)" if key == "heartbeat" else ""
+            raise root.require(key).error(
+                f"'{key}' belongs to scenario runs (lca-emulator run); serve --config takes "
+                f"{', '.join(SERVE_CONFIG_KEYS)}{hint}"
+            )
     applications, pairs = _applications_and_pairs(root)
     return ManagementConfig(
         applications=applications, ha_pairs=pairs, path=root.file, scs=_scs_options(root)
