@@ -155,6 +155,32 @@ async def test_expectations_table_shows_expected_and_observed(tmp_path: Path) ->
     assert marks == [str(v.passed).lower() for v in failing.verdicts]
 
 
+WINDOWS = """\
+name: windows and misses
+duration: 30
+applications:
+  - {application: LONE, host: host-x, mode: primary}
+expect:
+  - {application: LONE, status: RUNNING, between: [0, 10]}
+  - {application: LONE, status: RUNNING, after: 20, miss: true}
+"""
+
+
+@reactor_test
+async def test_between_and_must_miss_expectations(tmp_path: Path) -> None:
+    """A between draws its window; a must-miss expectation that missed is a pass mark."""
+    result = await run_file(tmp_path / "scenario_windows.yaml", WINDOWS)
+    assert result.passed
+    page = parse(timeline_svg(result))
+    marks = page.find("g", "expect")
+    assert [m.attrs["data-passed"] for m in marks] == ["true", "true"]
+    window = [e for e in page.elements if e.tag == "line" and e.attrs.get("stroke-width") == "2"]
+    assert len(window) == 1
+    assert float(window[0].attrs["x2"]) > float(window[0].attrs["x1"])
+    rows = parse(report_html([result])).find("td")
+    assert any("(must miss)" in r.text for r in rows)
+
+
 @reactor_test
 async def test_text_from_files_is_escaped(tmp_path: Path) -> None:
     """A scenario name with markup shows as text; nothing of it becomes an element."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_common.yamlsource import format_number
-from lca_emulator.harness.model import Expectation, ExpectationKind
+from lca_emulator.harness.model import TIMED_KINDS, Expectation, ExpectationKind
 from lca_emulator.web.style import (
     BASE_CSS,
     EVENT_MARKS,
@@ -179,6 +179,12 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
         parts.append(
             '<ul class="errors">'
             + "".join(f"<li>error: {escape(e)}</li>" for e in result.errors)
+            + "</ul>"
+        )
+    if result.golden:
+        parts.append(
+            '<ul class="errors">'
+            + "".join(f"<li>golden: {escape(g)}</li>" for g in result.golden)
             + "</ul>"
         )
     if result.notes:
@@ -411,8 +417,15 @@ def _lane(
         ex = expects.place(x(at))
         colour = PASS_COLOUR if verdict.passed else FAIL_COLOUR
         glyph = "\u2714" if verdict.passed else "\u2718"
+        latest = verdict.expectation.until
+        span = ""
+        if verdict.expectation.kind is ExpectationKind.BETWEEN and latest is not None:
+            span = (  # the window it must first happen in
+                f'<line x1="{x(at):.1f}" y1="{expect_y - 4:g}" x2="{x(latest):.1f}" '
+                f'y2="{expect_y - 4:g}" stroke="{colour}" stroke-width="2"/>'
+            )
         out.append(
-            f'<g class="expect" data-passed="{str(verdict.passed).lower()}">'
+            f'<g class="expect" data-passed="{str(verdict.passed).lower()}">{span}'
             f'<line x1="{ex:.1f}" y1="{band_y:g}" x2="{ex:.1f}" y2="{expect_y - 9:g}" '
             f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="3 2"/>'
             f'<text class="mark" x="{ex:.1f}" y="{expect_y + 2:g}" text-anchor="middle" '
@@ -426,8 +439,9 @@ def _lane(
 
 
 def _expectation_time(expectation: Expectation, end: float) -> float:
-    """Where an expectation is drawn: at its time, or at the end for never and at-end."""
-    if expectation.kind in (ExpectationKind.WITHIN, ExpectationKind.AT):
+    """Where an expectation is drawn: at its time (the start of a ``between``), or at the
+    end for never and at-end."""
+    if expectation.kind in TIMED_KINDS:
         assert expectation.time is not None
         return expectation.time
     return end
