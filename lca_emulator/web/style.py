@@ -51,6 +51,8 @@ EVENT_MARKS: dict[JournalEvent, EventMark] = {
     JournalEvent.STOP_REQUESTED: EventMark("\u25bc", "#6d4c41"),  # ▼
     JournalEvent.START_FAILED: EventMark("!", "#c5221f"),
     JournalEvent.DISCONNECTED: EventMark("\u25cb", "#5f6368"),  # ○
+    JournalEvent.RESTARTED: EventMark("\u21bb", "#1a73e8"),  # ↻
+    JournalEvent.SPLIT_BRAIN: EventMark("\u26a0", "#c5221f"),  # ⚠
 }
 """The journal events worth a mark; the others show as status and mode changes."""
 
