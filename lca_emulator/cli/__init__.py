@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--journal", metavar="FILE", help="write the status journal here (JSON Lines) on exit"
     )
+    serve.add_argument(
+        "--http",
+        metavar="ENDPOINT",
+        help="also serve a live status page here (a bare port number: on 127.0.0.1 only)",
+    )
 
     from lca_emulator.cli.run import add_run_arguments
 
@@ -117,12 +122,16 @@ def serve(args: argparse.Namespace) -> None:
     from lca_emulator.harness.launchers import StubProcessLauncher, application_spec
     from lca_emulator.layer import ListeningAddresses, ManagementLayer
     from lca_emulator.lca.processes import ProcessLauncher
+    from lca_emulator.web.live import LiveServer, LiveSettings, http_endpoint_description
 
     try:
         lca_endpoint = serverFromString(reactor, args.lca)
         scs_endpoint = serverFromString(reactor, args.scs)
+        http_endpoint = (
+            serverFromString(reactor, http_endpoint_description(args.http)) if args.http else None
+        )
     except (ValueError, KeyError, TypeError) as e:
-        print(f"lca-emulator: --lca/--scs must be server endpoints: {e}", file=sys.stderr)
+        print(f"lca-emulator: --lca/--scs/--http must be server endpoints: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
     workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
@@ -155,6 +164,15 @@ def serve(args: argparse.Namespace) -> None:
         lca_at = ListeningAddresses.describe(ports.lca)
         print(f"LCA listening on {lca_at}", flush=True)
         print(f"SCS listening on {ListeningAddresses.describe(ports.scs)}", flush=True)
+        live = None
+        if http_endpoint is not None:
+            settings = LiveSettings(rate=1 / args.time_scale, unix_time=args.time_scale == 1.0)
+            try:
+                live = await LiveServer.start(layer, http_endpoint, reactor, settings)
+            except Exception as e:
+                print(f"lca-emulator: cannot listen for --http: {e}", file=sys.stderr)
+                raise SystemExit(1) from None
+            print(f"HTTP listening on {live.address}", flush=True)
         for error in layer.start_all():
             log.error("{error}", error=error)
 
@@ -163,6 +181,8 @@ def serve(args: argparse.Namespace) -> None:
             d = layer.shutdown()
             if args.journal:
                 d.addBoth(lambda _: _write_journal(layer, args.journal))
+            if live is not None:
+                d.addBoth(live.stop)
             return d
 
         reactor.addSystemEventTrigger("before", "shutdown", shutting_down)

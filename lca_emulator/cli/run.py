@@ -22,6 +22,7 @@ from lca_emulator.harness.model import Scenario
 from lca_emulator.harness.network import Transport
 from lca_emulator.harness.runner import RunSettings, ScenarioResult
 from lca_emulator.harness.site import RunMode
+from lca_emulator.web.report import check_writable, write_report
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -37,6 +38,9 @@ def add_run_arguments(sub: Any) -> None:
     run.add_argument("--json", metavar="FILE", help="also write machine-readable results here")
     run.add_argument(
         "--timeline", metavar="DIR", help="write each scenario's journal here as JSON Lines"
+    )
+    run.add_argument(
+        "--html", metavar="FILE", help="also write a report page with a timeline per scenario"
     )
     run.add_argument(
         "--real-time",
@@ -94,6 +98,9 @@ def add_run_arguments(sub: Any) -> None:
 def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``lca-emulator run``; returns the exit code."""
     out = out if out is not None else sys.stdout
+    if args.html and (why := check_writable(Path(args.html))):
+        print(f"lca-emulator: cannot write --html {args.html}: {why}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     scenarios, problems = load_all(args.paths, strict=args.strict)
     if problems:
         for problem in problems:
@@ -133,6 +140,8 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             path.write_text(json.dumps(results_document(results), indent=2) + "\n")
         if args.timeline:
             write_timelines(results, Path(args.timeline))
+        if args.html:
+            write_report(results, Path(args.html))
     except OSError as e:
         print(f"lca-emulator: cannot write results: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
