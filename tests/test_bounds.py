@@ -13,12 +13,14 @@ import pytest
 from boundsfakes import BufferedTransport, FakeLauncher, Layer, Wire
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel, capturedLogs
 from twisted.python.failure import Failure
 
 from lca_common.protocol.codec import MAX_LINE_LENGTH, encode
 from lca_common.protocol.framing import (
+    MAX_REFUSING,
     ConnectionLimits,
     JsonLinesProtocol,
     JsonLinesServerFactory,
@@ -224,8 +226,12 @@ def test_an_oversized_event_error_is_cut_and_other_oversized_messages_are_not_se
 
 
 def open_wire(factory: JsonLinesServerFactory) -> BufferedTransport:
+    """A connection accepted by ``factory`` (closed at once when it builds no protocol)."""
     transport = BufferedTransport()
     protocol = factory.buildProtocol(transport.getPeer())
+    if protocol is None:
+        transport.loseConnection()  # what Twisted does
+        return transport
     protocol.makeConnection(transport)
     transport.protocol = protocol
     return transport
@@ -258,6 +264,22 @@ def test_connections_over_the_cap_are_told_and_closed_at_once() -> None:
     again = open_wire(factory)
     assert again.value() == b""
     assert not again.disconnecting
+
+
+def test_a_flood_of_refusals_holds_few_files() -> None:
+    """Past MAX_REFUSING refusals still being written, more are closed without a word; once
+    those close, refusals are told again."""
+    factory = JsonLinesServerFactory(
+        Silent, CLIENT_TO_SCS, clock=Clock(), limits=ConnectionLimits(max_connections=1)
+    )
+    open_wire(factory)
+    told = [open_wire(factory) for _ in range(MAX_REFUSING)]
+    silent = open_wire(factory)
+    assert all(t.value() for t in told)
+    assert (silent.value(), silent.disconnecting) == (b"", True)
+    told[0].protocol.connectionLost(Failure(ConnectionDone()))
+    assert open_wire(factory).value()
+    assert factory.refused == MAX_REFUSING + 2
 
 
 def test_refusals_are_logged_at_most_once_a_second(logs: Sequence[LogEvent]) -> None:

@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
 from lca_common.protocol.codec import encode
-from lca_common.protocol.framing import MAX_UNREAD, JsonLinesProtocol
+from lca_common.protocol.framing import MAX_UNREAD, READ_SIZE, JsonLinesProtocol
 from lca_common.protocol.messages import (
     ApplicationStatus,
     EventApplicationInfo,
@@ -38,8 +38,8 @@ from lca_emulator.testing import ManagementClient
 TIMEOUT = 20.0
 """Wall-clock seconds any single wait may take."""
 
-BUFFER = 2**16
-"""What a Twisted transport holds before it pauses its producer."""
+BUFFER = READ_SIZE
+"""What a transport holds unsent before it pauses its producer (the emulator's choice)."""
 
 
 @dataclass
@@ -122,7 +122,7 @@ async def ask(client: ManagementClient, reactor: Any, message: Message) -> Messa
 @reactor_test
 async def test_never_reading_subscriber_is_cut_off_over_100000_changes(reactor: Any) -> None:
     """100,000 changes with a subscriber that never reads: it gets too-slow and is closed,
-    the emulator never holds more than 64 KiB + 1 MiB for it, and a normal client is
+    the emulator never holds more than 4 KiB + 1 MiB for it, and a normal client is
     answered throughout."""
     async with served(reactor) as site:
         slow = site.raw_client(receive_buffer=4096)
@@ -195,7 +195,8 @@ async def test_pipelining_client_that_never_reads_is_held_back(reactor: Any) -> 
         server = site.built[0]
         assert server.backpressure is not None
         assert server.backpressure.paused
-        assert peak < BUFFER + 300_000
+        assert server.transport.bufferSize == READ_SIZE  # type: ignore[union-attr]
+        assert peak < BUFFER + 65_536  # the replies to one read (4 KiB of requests), and less
         assert not server.transport.disconnecting  # type: ignore[union-attr]
         # the client now reads (and completes the request it was cut off in): every
         # request it sent is answered

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final, cast
 from typing import Protocol as TypingProtocol
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
@@ -30,7 +31,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITCPTransport,
 )
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
@@ -44,6 +45,13 @@ DEFAULT_MAX_CONNECTIONS: Final = 512
 
 MAX_UNREAD: Final = 1 << 20
 """Bytes of notifications that may wait, unsent, for a peer that does not read."""
+
+READ_SIZE: Final = 4096
+"""Bytes read from a connection at a time, and unsent bytes past which reading pauses."""
+
+MAX_REFUSING: Final = 64
+"""Refused connections an endpoint may be telling ``too-many-connections`` at once; past
+it, a refused connection is closed without a word (each holds a file until it closes)."""
 
 TOO_SLOW_GRACE: Final = 10.0
 """Seconds a peer told ``too-slow`` has to read what is left before it is dropped."""
@@ -62,6 +70,10 @@ class ConnectionLimits:
     """Bytes of notifications queued for a peer that stopped reading; past it, ``too-slow``."""
     close_grace: float = TOO_SLOW_GRACE
     """Seconds a ``too-slow`` peer has to read the rest before the connection is aborted."""
+    read_size: int | None = READ_SIZE
+    """Bytes read at a time (so one busy peer holds the others up for little time), which
+    is also how much unsent output pauses reading (Twisted's ``bufferSize``).  ``None``:
+    the transport's own (64 KiB)."""
 
 
 class MessageSender(TypingProtocol):
@@ -268,6 +280,8 @@ class JsonLinesProtocol(LineOnlyReceiver):
             # each line is a whole message: send it now, not after the peer's delayed ACK
             transport.setTcpNoDelay(True)
         if self.limits is not None:
+            if self.limits.read_size is not None and isinstance(transport, FileDescriptor):
+                transport.bufferSize = self.limits.read_size
             self.backpressure = _Backpressure(self)
             cast(IConsumer, transport).registerProducer(self.backpressure, True)
         factory = getattr(self, "factory", None)
@@ -325,13 +339,18 @@ class JsonLinesProtocol(LineOnlyReceiver):
 class _Refusal(Protocol):
     """A connection over the limit: one ``EventError`` line, then closed at once."""
 
-    def __init__(self, line: bytes) -> None:
+    def __init__(self, line: bytes, owner: JsonLinesServerFactory) -> None:
         self.line = line
+        self.owner = owner
 
     def connectionMade(self) -> None:
         assert self.transport is not None
+        self.owner.refusing += 1
         self.transport.write(self.line + b"\n")
         self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.owner.refusing -= 1
 
 
 class JsonLinesServerFactory(Factory):
@@ -339,7 +358,8 @@ class JsonLinesServerFactory(Factory):
     connection, answering undecodable lines with ``EventError``, within ``limits``.
 
     Connections over ``limits.max_connections`` are accepted, told
-    ``too-many-connections`` and closed at once; they are logged at most once a second
+    ``too-many-connections`` and closed at once (without a word when
+    :data:`MAX_REFUSING` are being told already); they are logged at most once a second
     (on ``clock``), with how many there were.
     """
 
@@ -364,20 +384,24 @@ class JsonLinesServerFactory(Factory):
         """Connections open now (refused ones are not counted)."""
         self.refused = 0
         """Connections refused so far."""
+        self.refusing = 0
+        """Refused connections being told so, not yet closed."""
         self._unlogged = 0
         self._next_log = -math.inf
         self._log_call: IDelayedCall | None = None
 
-    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         cap = self.limits.max_connections
         if cap is not None and self.connections >= cap:
             self._refused()
+            if self.refusing >= MAX_REFUSING:
+                return None  # Twisted closes it at once: a flood holds no more files
             error = EventError(
                 code=ErrorCode.TOO_MANY_CONNECTIONS,
                 text=f"the {self.name} endpoint has {cap} connections open, the most it "
                 "accepts; try again later",
             )
-            return _Refusal(encode(error))
+            return _Refusal(encode(error), self)
         protocol = JsonLinesProtocol(
             self.new_controller(),
             self.accepted,
