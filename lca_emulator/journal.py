@@ -1,14 +1,27 @@
-"""The status journal: every transition the Management Layer saw, with its time."""
+"""The status journal: every transition the Management Layer saw, with its time.
+
+A journal keeps every entry (scenario runs judge the whole of it), or only the latest
+``limit`` entries (``serve``, which may run for months); either way it can stream each
+entry to a file as it happens.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Final
+
+from twisted.logger import Logger
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+
+SERVE_JOURNAL_LIMIT: Final = 100_000
+"""Entries ``lca-emulator serve`` keeps in memory (the oldest go first)."""
+
+log = Logger()
 
 
 class JournalEvent(enum.StrEnum):
@@ -36,9 +49,11 @@ class JournalEvent(enum.StrEnum):
     """A graceful stop reached SUSPENDING in time."""
     SPLIT_BRAIN = "split-brain"
     """Both members of a pair are up and PRIMARY."""
+    FORGOTTEN = "forgotten"
+    """A self-registered application was forgotten after its connection closed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One line of the journal: what happened to which application, and when."""
 
@@ -62,14 +77,43 @@ class JournalEntry:
 
 
 class StatusJournal:
-    """Every transition, in order, with its time; exportable as JSON Lines."""
+    """Transitions in order, with their times; exportable as JSON Lines.
 
-    def __init__(self) -> None:
-        self._entries: list[JournalEntry] = []
+    :param limit: keep only the latest ``limit`` entries (``None``: keep every one).
+    :param sink: a text stream that gets each entry as one JSON line when it is
+        appended, flushed at once.  If writing fails, the error is logged once and the
+        journal goes on in memory.
+    """
+
+    def __init__(self, *, limit: int | None = None, sink: IO[str] | None = None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"a journal keeps at least one entry, not {limit}")
+        self.limit = limit
+        self.sink = sink
+        self.dropped = 0
+        """Entries no longer kept in memory because of ``limit``."""
+        self._entries: deque[JournalEntry] = deque(maxlen=limit)
 
     def append(self, entry: JournalEntry) -> None:
-        """Record one entry."""
+        """Record one entry (and stream it to the sink)."""
+        if self.limit is not None and len(self._entries) == self.limit:
+            self.dropped += 1
         self._entries.append(entry)
+        if self.sink is not None:
+            self._stream(entry)
+
+    def _stream(self, entry: JournalEntry) -> None:
+        assert self.sink is not None
+        try:
+            self.sink.write(_line(entry))
+            self.sink.flush()
+        except (OSError, ValueError) as e:  # ValueError: the file was closed
+            log.error(
+                "journal: cannot write to {sink}: {error}; no longer streaming it",
+                sink=getattr(self.sink, "name", self.sink),
+                error=e,
+            )
+            self.sink = None
 
     def __iter__(self) -> Iterator[JournalEntry]:
         return iter(self._entries)
@@ -78,10 +122,14 @@ class StatusJournal:
         return len(self._entries)
 
     def entries(self, application: str | None = None) -> list[JournalEntry]:
-        """All entries, or those of one application."""
+        """All entries kept, or those of one application."""
         return [e for e in self._entries if application is None or e.application == application]
 
     def write_jsonl(self, stream: IO[str]) -> None:
-        """Write every entry as one JSON object per line."""
+        """Write every entry kept as one JSON object per line."""
         for entry in self._entries:
-            stream.write(json.dumps(entry.to_json(), separators=(",", ":")) + "\n")
+            stream.write(_line(entry))
+
+
+def _line(entry: JournalEntry) -> str:
+    return json.dumps(entry.to_json(), separators=(",", ":")) + "\n"

@@ -9,16 +9,18 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
+from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS, ConnectionLimits
+from lca_common.protocol.limits import MAX_HOST_BYTES, MAX_NAME_BYTES, length_problem
 from lca_emulator.applications import ApplicationSpec
 from lca_emulator.journal import StatusJournal
-from lca_emulator.lca.agent import LocalControlAgent
+from lca_emulator.lca.agent import REGISTER_TIMEOUT, LocalControlAgent
 from lca_emulator.lca.control import (
     DEFAULT_GRACE,
     ApplicationControl,
     ApplicationLauncher,
     ControlError,
 )
-from lca_emulator.registry import ApplicationRegistry
+from lca_emulator.registry import FORGET_DEPARTED_AFTER, ApplicationRegistry
 from lca_emulator.scs.management import ManagementEndpoint
 from lca_emulator.scs.server import HaPair, ScsOptions, SolutionControlServer
 
@@ -54,6 +56,25 @@ class ListeningAddresses:
         return f"tcp:{host}:{address.port}"
 
 
+MAX_SERVICE_BYTES = 2 * MAX_NAME_BYTES + 1
+"""The longest HA pair (service) name: its default is two names and a slash."""
+
+
+def configuration_problems(
+    applications: Iterable[ApplicationSpec], pairs: Iterable[HaPair]
+) -> list[str]:
+    """What in a configuration is over the limits of ``docs/protocol.md`` (section 7),
+    one line each: a name the LCA would refuse to register, or too long to announce."""
+    problems = []
+    for spec in applications:
+        problems.append(length_problem("application", spec.name, MAX_NAME_BYTES))
+        if spec.host is not None:
+            problems.append(length_problem("host", spec.host, MAX_HOST_BYTES))
+    for pair in pairs:
+        problems.append(length_problem("name", pair.name, MAX_SERVICE_BYTES))
+    return [f"{problem} (docs/protocol.md, section 7)" for problem in problems if problem]
+
+
 class ManagementLayer:
     """LCA + SCS wired together around one registry and one injected clock.
 
@@ -61,6 +82,15 @@ class ManagementLayer:
     :param pairs: the HA pairs the SCS decides for.
     :param launcher: what starts applications; ``None`` starts nothing.  It is told
         where the LCA listens with each start.
+    :param heartbeat: the LCA's heartbeat period (at least 0.1 s), or ``None``.
+    :param journal: where transitions are journaled; by default a journal that keeps
+        every entry (scenario runs judge the whole of it).
+    :param max_connections: connections each endpoint keeps open at once.
+    :param register_timeout: seconds a new LCA connection has to register.
+    :param forget_departed_after: seconds after which an application that registered
+        by itself, and is in no HA pair, is forgotten once its connection closed.
+
+    The limits are described in ``docs/protocol.md``, section 7.
     """
 
     def __init__(
@@ -73,16 +103,33 @@ class ManagementLayer:
         heartbeat: float | None = None,
         grace: float = DEFAULT_GRACE,
         scs_options: ScsOptions | None = None,
+        journal: StatusJournal | None = None,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+        register_timeout: float | None = REGISTER_TIMEOUT,
+        forget_departed_after: float | None = FORGET_DEPARTED_AFTER,
     ) -> None:
         self.clock = clock
-        self.journal = StatusJournal()
-        self.registry = ApplicationRegistry(clock, self.journal)
-        self.lca = LocalControlAgent(clock, self.registry, heartbeat=heartbeat)
+        pairs = tuple(pairs)
+        limits = ConnectionLimits(max_connections=max_connections)
+        self.journal = journal if journal is not None else StatusJournal()
+        self.registry = ApplicationRegistry(
+            clock, self.journal, forget_departed_after=forget_departed_after
+        )
+        for pair in pairs:
+            self.registry.keep(pair.primary)
+            self.registry.keep(pair.backup)
+        self.lca = LocalControlAgent(
+            clock,
+            self.registry,
+            heartbeat=heartbeat,
+            register_timeout=register_timeout,
+            limits=limits,
+        )
         self.scs = SolutionControlServer(self.registry, self.lca, pairs, scs_options)
         self.control = ApplicationControl(
             self.registry, self.lca, launcher, applications, grace=grace
         )
-        self.management = ManagementEndpoint(self.registry, self.scs, self.control)
+        self.management = ManagementEndpoint(self.registry, self.scs, self.control, limits=limits)
         self._ports: list[IListeningPort] = []
 
     async def listen(

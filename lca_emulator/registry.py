@@ -3,6 +3,10 @@
 The registry is the single owner of every application's record.  Every change
 goes through :meth:`ApplicationRegistry.note`, is written to the journal with the
 injected clock's time, and is handed to the registry's :class:`ChangeFeed`.
+
+Records of applications that registered by themselves (neither configured nor kept
+as HA pair members) are forgotten some time after their connection closed, so that
+a long-running emulator does not collect every name it ever saw.
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from lca_common.protocol.messages import ApplicationStatus, EventApplicationInfo, ExecutionMode
 from lca_emulator.journal import JournalEntry, JournalEvent, StatusJournal
 
+FORGET_DEPARTED_AFTER: Final = 300.0
+"""Seconds after its connection closed that a self-registered application is forgotten."""
 
-@dataclass(frozen=True)
+MAX_DEPARTED: Final = 1000
+"""Departed self-registered applications remembered at most; the oldest go first."""
+
+
+@dataclass(frozen=True, slots=True)
 class ApplicationRecord:
     """One application as the LCA sees it.
 
@@ -100,6 +110,11 @@ class ChangeFeed:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers hear of changes now."""
+        return len(self._subscribers)
+
     def decide_with(self, decider: ChangeDecider) -> None:
         """Make ``decider`` the one party that acts on changes."""
         if self._decider is not None:
@@ -133,13 +148,30 @@ KEEP: Final = _Keep.KEEP
 
 
 class ApplicationRegistry:
-    """Owns the application records; journals every change and announces it."""
+    """Owns the application records; journals every change and announces it.
 
-    def __init__(self, clock: IReactorTime, journal: StatusJournal | None = None) -> None:
+    :param forget_departed_after: seconds after which the record of an application
+        that is not configured (``managed``), not :meth:`kept <keep>` and no longer
+        connected is forgotten (``None``: never).  At most ``max_departed`` such records
+        wait to be forgotten; past that the oldest departure is forgotten at once.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        journal: StatusJournal | None = None,
+        *,
+        forget_departed_after: float | None = None,
+        max_departed: int = MAX_DEPARTED,
+    ) -> None:
         self.clock = clock
         self.journal = journal if journal is not None else StatusJournal()
         self.changes = ChangeFeed()
+        self.forget_departed_after = forget_departed_after
+        self.max_departed = max_departed
         self._records: dict[str, ApplicationRecord] = {}
+        self._kept: set[str] = set()
+        self._departed: dict[str, IDelayedCall] = {}  # in the order they departed
 
     def get(self, name: str) -> ApplicationRecord | None:
         """The record of ``name``, if known."""
@@ -155,6 +187,49 @@ class ApplicationRegistry:
     def now(self) -> float:
         """The current time on the injected clock."""
         return self.clock.seconds()
+
+    def keep(self, name: str) -> None:
+        """Never forget ``name``, even if it registered by itself (an HA pair member)."""
+        self._kept.add(name)
+        self._remember(name)
+
+    def departed(self) -> list[str]:
+        """The departed applications waiting to be forgotten, oldest departure first."""
+        return list(self._departed)
+
+    def forget(self, name: str, why: str) -> None:
+        """Drop ``name``'s record (journaled; no change is announced)."""
+        self._remember(name)
+        record = self._records.pop(name, None)
+        if record is None:
+            return
+        self.journal.append(
+            JournalEntry(self.now(), name, JournalEvent.FORGOTTEN, record.status, record.mode, why)
+        )
+
+    def _track_departure(self, before: ApplicationRecord, after: ApplicationRecord) -> None:
+        name = after.name
+        if after.connected or after.managed or name in self._kept:
+            self._remember(name)
+            return
+        after_seconds = self.forget_departed_after
+        if after_seconds is None or not before.connected or name in self._departed:
+            return
+        self._departed[name] = self.clock.callLater(
+            after_seconds, self._forget_departed, name, f"gone for {after_seconds:g} s"
+        )
+        while len(self._departed) > self.max_departed:
+            oldest = next(iter(self._departed))
+            self.forget(oldest, f"more than {self.max_departed} departed applications")
+
+    def _forget_departed(self, name: str, why: str) -> None:
+        self._departed.pop(name, None)
+        self.forget(name, why)
+
+    def _remember(self, name: str) -> None:
+        call = self._departed.pop(name, None)
+        if call is not None and call.active():
+            call.cancel()
 
     def note(
         self,
@@ -196,5 +271,6 @@ class ApplicationRegistry:
             after = dataclasses.replace(after, since=self.now())
         self._records[name] = after
         self.journal.append(JournalEntry(self.now(), name, event, after.status, after.mode, detail))
+        self._track_departure(before, after)
         self.changes.publish(RecordChange(before, after, event))
         return after

@@ -717,3 +717,120 @@ def test_config_restarted_primary_takes_the_service_back(
     assert site.ask("RequestStartApplication", "SIPS_A")["message"] == "EventOk"
     site.until({"SIPS_A": ("RUNNING", "PRIMARY"), "SIPS_B": ("SERVICE_UNAVAILABLE", "BACKUP")})
     assert not [m for m in site.watcher.received if m["message"] == "EventSwitchover"]
+
+
+# == limits (docs/protocol.md, section 7) ================================================
+
+
+def _serve_usage_error(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``serve`` with arguments it must refuse before listening."""
+    return subprocess.run(
+        [LCA_EMULATOR, "serve", "--lca", "tcp:0", "--scs", "tcp:0", *extra],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("period", ["0.05", "1e-300", "0"])
+def test_heartbeat_under_a_tenth_of_a_second_is_refused(tmp_path: Path, period: str) -> None:
+    """serve --heartbeat below 0.1 is a usage error (exit 2), not an LCA that spins."""
+    result = _serve_usage_error(tmp_path, "--heartbeat", period)
+    assert result.returncode == 2
+    assert "--heartbeat" in result.stderr
+
+
+def test_configured_name_over_the_limit_is_refused(tmp_path: Path) -> None:
+    """serve --config with a 256-byte application name exits 2 saying why."""
+    config = tmp_path / "site.yaml"
+    config.write_text(f"applications:\n  - {{application: {'A' * 256}, mode: primary}}\n")
+    result = _serve_usage_error(tmp_path, "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "field 'application' must be at most 255 bytes" in result.stderr
+
+
+def test_unwritable_journal_is_refused_at_start(tmp_path: Path) -> None:
+    """A --journal path that cannot be written is an error at start, not at exit."""
+    result = _serve_usage_error(tmp_path, "--journal", str(tmp_path / "no" / "such" / "dir"))
+    assert result.returncode == 2
+    assert "cannot write the journal" in result.stderr
+
+
+def test_journal_is_streamed_as_it_happens(serve: Callable[..., Serve], tmp_path: Path) -> None:
+    """serve --journal FILE has each entry in the file while serve still runs."""
+    path = tmp_path / "journal.jsonl"
+    server = serve("--journal", str(path))
+    app = server.connect("lca")
+    register(app, "SIPS_A")
+    report(app, "RUNNING", "PRIMARY")
+    watcher = server.connect("scs")
+    watcher.request({"message": "RequestSubscribe", "ref": 1})
+    watcher.read_until(notification("SIPS_A", "RUNNING", "PRIMARY"))
+    events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+    assert events == ["registered", "status"]
+    assert server.proc.poll() is None
+
+
+def test_a_65_kb_name_gets_a_short_error(serve: Callable[..., Serve]) -> None:
+    """The B1 case: a registration with a 65 KB name is refused with a short line, and no
+    subscriber hears of it."""
+    server = serve()
+    watcher = server.connect("scs")
+    watcher.request({"message": "RequestSubscribe", "ref": 1})
+    app = server.connect("lca")
+    name = "\x01" * 10_000  # 60 KB once escaped
+    app.send({"message": "RequestRegisterApplication", "ref": 1, "application": name})
+    line = app.read_line()
+    assert len(line) < 500
+    assert json.loads(line)["code"] == "invalid-field"
+    register(app, "SIPS_A", ref=2)
+    report(app, "RUNNING", "PRIMARY")
+    assert watcher.read_until(notification("SIPS_A", "RUNNING", "PRIMARY"))
+
+
+def test_connections_over_the_cap_are_refused(serve: Callable[..., Serve]) -> None:
+    """With --max-connections 2, a third client gets too-many-connections and EOF; once
+    one leaves, a new client is served."""
+    server = serve("--max-connections", "2")
+    first, second = server.connect("scs"), server.connect("scs")
+    for client in (first, second):
+        client.request({"message": "RequestSubscribe", "ref": 1})
+    third = server.connect("scs")
+    assert third.read() == {
+        "message": "EventError",
+        "code": "too-many-connections",
+        "text": "the SCS endpoint has 2 connections open, the most it accepts; try again later",
+    }
+    third.assert_closed()
+    app = server.connect("lca")
+    register(app, "SIPS_A")  # the LCA endpoint counts its own connections
+    first.close()
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # until serve has seen the close: a bounded retry, not a sleep
+        fourth = server.connect("scs")
+        fourth.send({"message": "RequestSubscribe", "ref": 5})
+        reply = fourth.read()
+        if reply == {"message": "EventOk", "ref": 5}:
+            break
+        assert reply["code"] == "too-many-connections"
+        assert time.monotonic() < deadline
+    assert "refused 1 connection(s)" in server.log_text()
+
+
+def test_unregistered_connection_is_closed_at_the_deadline(serve: Callable[..., Serve]) -> None:
+    """With --register-timeout 0.5, an idle LCA connection gets registration-timeout, then
+    EOF; a registered one stays."""
+    server = serve("--register-timeout", "0.5")
+    registered = server.connect("lca")
+    register(registered, "SIPS_A")
+    report(registered, "RUNNING", "PRIMARY")
+    idle = server.connect("lca")
+    assert idle.read() == {
+        "message": "EventError",
+        "code": "registration-timeout",
+        "text": "no RequestRegisterApplication within 0.5 s; closing the connection",
+    }
+    idle.assert_closed()
+    assert info(server.connect("scs"), "SIPS_A", 2)["status"] == "RUNNING"  # still connected

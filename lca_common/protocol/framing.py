@@ -3,21 +3,77 @@
 The protocol holds no logic of its own.  It answers lines it cannot decode with
 ``EventError`` as the contract says (closing the connection when the line is not a
 JSON object at all), and forwards every valid message to its controller.
+
+A server's connections are also bounded (``docs/protocol.md``, section 7): no line
+sent is longer than the line limit; the protocol registers as a streaming producer
+on its transport, stops reading from a peer whose replies pile up unsent and reads
+again once they are gone; a peer that lets more than
+:attr:`ConnectionLimits.max_unread` bytes of notifications pile up is told
+``too-slow`` and disconnected; and :class:`JsonLinesServerFactory` accepts at most
+:attr:`ConnectionLimits.max_connections` connections at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, cast
 from typing import Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IAddress, ITCPTransport
-from twisted.internet.protocol import Factory
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from lca_common.protocol.codec import MAX_LINE_LENGTH, FramingError, ProtocolError, decode, encode
 from lca_common.protocol.messages import ErrorCode, EventError, Message
+
+DEFAULT_MAX_CONNECTIONS: Final = 512
+"""Connections a server endpoint keeps open at once, by default."""
+
+MAX_UNREAD: Final = 1 << 20
+"""Bytes of notifications that may wait, unsent, for a peer that does not read."""
+
+READ_SIZE: Final = 4096
+"""Bytes read from a connection at a time, and unsent bytes past which reading pauses."""
+
+MAX_REFUSING: Final = 64
+"""Refused connections an endpoint may be telling ``too-many-connections`` at once; past
+it, a refused connection is closed without a word (each holds a file until it closes)."""
+
+TOO_SLOW_GRACE: Final = 10.0
+"""Seconds a peer told ``too-slow`` has to read what is left before it is dropped."""
+
+_ERROR_TEXT_CHARS: Final = 1000
+"""An ``EventError`` text that would not fit in a line is cut to this many characters."""
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What a server endpoint allows: how many connections, how much unread output."""
+
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+    """Connections open at once; more are answered ``too-many-connections`` and closed."""
+    max_unread: int = MAX_UNREAD
+    """Bytes of notifications queued for a peer that stopped reading; past it, ``too-slow``."""
+    close_grace: float = TOO_SLOW_GRACE
+    """Seconds a ``too-slow`` peer has to read the rest before the connection is aborted."""
+    read_size: int | None = READ_SIZE
+    """Bytes read at a time (so one busy peer holds the others up for little time), which
+    is also how much unsent output pauses reading (Twisted's ``bufferSize``).  ``None``:
+    the transport's own (64 KiB)."""
 
 
 class MessageSender(TypingProtocol):
@@ -25,6 +81,12 @@ class MessageSender(TypingProtocol):
 
     def send(self, message: Message) -> None:
         """Send one message to the peer."""
+
+    def notify(self, message: Message) -> None:
+        """Send a message the peer did not ask for (a subscription's notification).
+
+        A peer that lets too many of these pile up unread is told ``too-slow`` and
+        disconnected instead."""
 
     def disconnect(self) -> None:
         """Close the connection once pending output is written."""
@@ -46,12 +108,43 @@ class ConnectionController(TypingProtocol):
         """The connection is gone."""
 
 
+@implementer(IPushProducer)
+class _Backpressure:
+    """Registered on a server connection's transport, which pauses it when what we wrote
+    piles up unsent (more than the transport's buffer) and resumes it once all is sent."""
+
+    def __init__(self, protocol: JsonLinesProtocol) -> None:
+        self.protocol = protocol
+        self.paused = False
+        self.unread = 0
+        """Bytes of notifications written since the transport paused us."""
+
+    def pauseProducing(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.protocol.output_stuck()
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.unread = 0
+            self.protocol.output_drained()
+
+    def stopProducing(self) -> None:
+        self.paused = False
+
+
 class JsonLinesProtocol(LineOnlyReceiver):
     """Frames JSON Lines; decodes with ``accepted`` and forwards to ``controller``.
 
     :param answer_errors: whether an undecodable line is answered with
         ``EventError`` (servers do; clients only log it, so two peers never
         bounce errors at each other).
+    :param limits: a server connection's flow control: stop reading while replies
+        pile up unsent, drop a peer that leaves too many notifications unread.
+        ``None`` (clients): no flow control.
+    :param clock: times the grace a ``too-slow`` peer gets; without it, such a peer
+        is dropped at once.
     """
 
     delimiter = b"\n"
@@ -64,12 +157,19 @@ class JsonLinesProtocol(LineOnlyReceiver):
         accepted: Sequence[type[Message]],
         *,
         answer_errors: bool,
+        limits: ConnectionLimits | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.controller = controller
         self.accepted = tuple(accepted)
         self.answer_errors = answer_errors
+        self.limits = limits
+        self.clock = clock
+        self.backpressure: _Backpressure | None = None
         self._open = False
         self._peer: IAddress | None = None
+        self._counted_by: JsonLinesServerFactory | None = None
+        self._abort_later: IDelayedCall | None = None
 
     # -- MessageSender ---------------------------------------------------------
 
@@ -77,21 +177,98 @@ class JsonLinesProtocol(LineOnlyReceiver):
         """Encode and write one message, if the connection is still open."""
         if not self._open:
             return
-        self.sendLine(encode(message))
+        line = self._line(message)
+        if line is not None:
+            self.sendLine(line)
+
+    def notify(self, message: Message) -> None:
+        """Write a notification, unless the peer already has too many unread: then tell
+        it ``too-slow`` and close the connection."""
+        if not self._open:
+            return
+        line = self._line(message)
+        if line is None:
+            return
+        flow = self.backpressure
+        if flow is not None and flow.paused:
+            assert self.limits is not None
+            if flow.unread + len(line) + 1 > self.limits.max_unread:
+                self._too_slow()
+                return
+            flow.unread += len(line) + 1
+        self.sendLine(line)
 
     def disconnect(self) -> None:
         """Close the connection once pending output is written."""
         self._open = False
+        self._stop_producing()
         self._transport().loseConnection()
 
     def abort(self) -> None:
         """Drop the connection at once."""
         self._open = False
+        self._stop_producing()
         self._transport().abortConnection()
 
     def _transport(self) -> ITCPTransport:
         assert self.transport is not None
         return self.transport  # type: ignore[return-value]
+
+    def _line(self, message: Message) -> bytes | None:
+        """``message`` encoded; never longer than the line limit (None: not sent)."""
+        line = encode(message)
+        if len(line) <= MAX_LINE_LENGTH:
+            return line
+        if isinstance(message, EventError):
+            text = message.text[:_ERROR_TEXT_CHARS] + "..."
+            return encode(dataclasses.replace(message, text=text))
+        self.log.error(
+            "not sending {message} to {peer}: {size} bytes is over the line limit",
+            message=message.MESSAGE,
+            peer=self._peer,
+            size=len(line),
+        )
+        return None
+
+    # -- flow control ----------------------------------------------------------
+
+    def output_stuck(self) -> None:
+        """The transport holds more than it wants unsent: stop reading requests."""
+        cast(IPushProducer, self.transport).pauseProducing()
+
+    def output_drained(self) -> None:
+        """All we wrote is sent: read requests again."""
+        if self._open:
+            cast(IPushProducer, self.transport).resumeProducing()
+
+    def _stop_producing(self) -> None:
+        """Unregister from the transport, or it would never close (Twisted waits for
+        a registered producer)."""
+        if self.backpressure is not None:
+            self.backpressure = None
+            cast(IConsumer, self.transport).unregisterProducer()
+
+    def _too_slow(self) -> None:
+        assert self.limits is not None
+        self.log.warn(
+            "closing the connection of {peer}: more than {limit} bytes of notifications unread",
+            peer=self._peer,
+            limit=self.limits.max_unread,
+        )
+        self.send(
+            EventError(
+                code=ErrorCode.TOO_SLOW,
+                text=f"more than {self.limits.max_unread} bytes of notifications are waiting "
+                "unread; closing the connection",
+            )
+        )
+        self.disconnect()
+        if self.clock is None:
+            self._transport().abortConnection()
+        else:
+            self._abort_later = self.clock.callLater(
+                self.limits.close_grace, self._transport().abortConnection
+            )
 
     # -- Twisted ---------------------------------------------------------------
 
@@ -102,10 +279,26 @@ class JsonLinesProtocol(LineOnlyReceiver):
         if ITCPTransport.providedBy(transport):
             # each line is a whole message: send it now, not after the peer's delayed ACK
             transport.setTcpNoDelay(True)
+        if self.limits is not None:
+            if self.limits.read_size is not None and isinstance(transport, FileDescriptor):
+                transport.bufferSize = self.limits.read_size
+            self.backpressure = _Backpressure(self)
+            cast(IConsumer, transport).registerProducer(self.backpressure, True)
+        factory = getattr(self, "factory", None)
+        if isinstance(factory, JsonLinesServerFactory):
+            self._counted_by = factory
+            factory.connections += 1
         self.controller.connection_made(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._open = False
+        self.backpressure = None
+        if self._abort_later is not None and self._abort_later.active():
+            self._abort_later.cancel()
+        self._abort_later = None
+        if self._counted_by is not None:
+            self._counted_by.connections -= 1
+            self._counted_by = None
         self.controller.connection_lost(reason if reason is not None else Failure(Exception()))
 
     def lineReceived(self, line: bytes) -> None:
@@ -143,16 +336,124 @@ class JsonLinesProtocol(LineOnlyReceiver):
             self.disconnect()
 
 
+class _Refusal(Protocol):
+    """A connection over the limit: one ``EventError`` line, then closed at once."""
+
+    def __init__(self, line: bytes, owner: JsonLinesServerFactory) -> None:
+        self.line = line
+        self.owner = owner
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.owner.refusing += 1
+        self.transport.write(self.line + b"\n")
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.owner.refusing -= 1
+
+
+class JsonLinesServerFactory(Factory):
+    """A listening factory: one :class:`JsonLinesProtocol` and one fresh controller per
+    connection, answering undecodable lines with ``EventError``, within ``limits``.
+
+    Connections over ``limits.max_connections`` are accepted, told
+    ``too-many-connections`` and closed at once (without a word when
+    :data:`MAX_REFUSING` are being told already); they are logged at most once a second
+    (on ``clock``), with how many there were.
+    """
+
+    noisy = False  # a log line per connection is noise, not news
+    log = Logger()
+
+    def __init__(
+        self,
+        new_controller: Callable[[], ConnectionController],
+        accepted: Sequence[type[Message]],
+        *,
+        clock: IReactorTime | None = None,
+        limits: ConnectionLimits | None = None,
+        name: str = "server",
+    ) -> None:
+        self.new_controller = new_controller
+        self.accepted = tuple(accepted)
+        self.clock = clock
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self.name = name
+        self.connections = 0
+        """Connections open now (refused ones are not counted)."""
+        self.refused = 0
+        """Connections refused so far."""
+        self.refusing = 0
+        """Refused connections being told so, not yet closed."""
+        self._unlogged = 0
+        self._next_log = -math.inf
+        self._log_call: IDelayedCall | None = None
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        cap = self.limits.max_connections
+        if cap is not None and self.connections >= cap:
+            self._refused()
+            if self.refusing >= MAX_REFUSING:
+                return None  # Twisted closes it at once: a flood holds no more files
+            error = EventError(
+                code=ErrorCode.TOO_MANY_CONNECTIONS,
+                text=f"the {self.name} endpoint has {cap} connections open, the most it "
+                "accepts; try again later",
+            )
+            return _Refusal(encode(error), self)
+        protocol = JsonLinesProtocol(
+            self.new_controller(),
+            self.accepted,
+            answer_errors=True,
+            limits=self.limits,
+            clock=self.clock,
+        )
+        protocol.factory = self
+        return protocol
+
+    def stopFactory(self) -> None:
+        if self._log_call is not None and self._log_call.active():
+            self._log_call.cancel()
+        self._log_call = None
+        if self._unlogged:
+            self._log_refusals()
+
+    def _refused(self) -> None:
+        self.refused += 1
+        self._unlogged += 1
+        if self._log_call is not None:
+            return  # a line is due; it will count this one
+        if self.clock is None:
+            self._log_refusals()
+            return
+        wait = self._next_log - self.clock.seconds()
+        if wait <= 0:
+            self._log_refusals()
+        else:
+            self._log_call = self.clock.callLater(wait, self._log_refusals)
+
+    def _log_refusals(self) -> None:
+        self._log_call = None
+        count, self._unlogged = self._unlogged, 0
+        if self.clock is not None:
+            self._next_log = self.clock.seconds() + 1.0
+        self.log.warn(
+            "{name}: refused {count} connection(s): {limit} are open, the most it accepts",
+            name=self.name,
+            count=count,
+            limit=self.limits.max_connections,
+        )
+
+
 def server_factory(
     new_controller: Callable[[], ConnectionController],
     accepted: Sequence[type[Message]],
-) -> Factory:
+    *,
+    clock: IReactorTime | None = None,
+    limits: ConnectionLimits | None = None,
+    name: str = "server",
+) -> JsonLinesServerFactory:
     """A listening factory: one :class:`JsonLinesProtocol` and one fresh controller per
-    connection, answering undecodable lines with ``EventError``."""
-
-    def build() -> JsonLinesProtocol:
-        return JsonLinesProtocol(new_controller(), accepted, answer_errors=True)
-
-    factory: Factory = Factory.forProtocol(build)
-    factory.noisy = False  # a log line per connection is noise, not news
-    return factory
+    connection, answering undecodable lines with ``EventError``, within ``limits``."""
+    return JsonLinesServerFactory(new_controller, accepted, clock=clock, limits=limits, name=name)

@@ -50,6 +50,9 @@ class ErrorCode(enum.StrEnum):
     ALREADY_RUNNING = "already-running"
     START_FAILED = "start-failed"
     SWITCHOVER_REFUSED = "switchover-refused"
+    REGISTRATION_TIMEOUT = "registration-timeout"
+    TOO_SLOW = "too-slow"
+    TOO_MANY_CONNECTIONS = "too-many-connections"
 
 
 def _wire(name: str) -> dict[str, str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Final
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
@@ -18,11 +19,36 @@ from lca_common.entrypoints import (
     add_version,
     exit_quietly_on_closed_pipe,
     positive_float,
+    positive_int,
     stop_reactor_on_interrupt,
 )
+from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS
+from lca_common.protocol.limits import MIN_HEARTBEAT
 from lca_common.yamlsource import ConfigError
 
 log = Logger()
+
+FD_RESERVE: Final = 256
+"""Open files ``serve`` keeps free beyond its two endpoints' connections: its stubs'
+pipes, the journal, the log, and connections being refused."""
+
+
+def heartbeat_seconds(text: str) -> float:
+    """An argparse type for ``--heartbeat``: a number of seconds, at least 0.1."""
+    value = positive_float(text)
+    if value < MIN_HEARTBEAT:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_HEARTBEAT:g} seconds: {text!r}")
+    return value
+
+
+def default_max_connections() -> int:
+    """512 per endpoint, or fewer if the open-file limit would not allow both endpoints
+    that many (and :data:`FD_RESERVE` more): accepting would then fail (EMFILE) for
+    every client, on both endpoints."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_CONNECTIONS
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, (soft - FD_RESERVE) // 2))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,9 +76,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="applications to start and HA pairs (YAML)")
     serve.add_argument(
         "--heartbeat",
-        type=positive_float,
+        type=heartbeat_seconds,
         metavar="SECONDS",
-        help="treat an application silent for this long as hung (default: off)",
+        help="treat an application silent for this long as hung; at least 0.1 (default: off)",
     )
     serve.add_argument(
         "--grace",
@@ -71,7 +97,25 @@ def parser() -> argparse.ArgumentParser:
         "since start",
     )
     serve.add_argument(
-        "--journal", metavar="FILE", help="write the status journal here (JSON Lines) on exit"
+        "--journal",
+        metavar="FILE",
+        help="write the status journal here (JSON Lines), each entry as it happens",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=positive_int,
+        metavar="N",
+        help="connections each endpoint accepts at once; more are told too-many-connections "
+        f"and closed (default: {DEFAULT_MAX_CONNECTIONS}, or fewer under a low open-file "
+        "limit: (limit - 256) / 2)",
+    )
+    serve.add_argument(
+        "--register-timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close an LCA connection that has not registered after this long "
+        "(default: %(default)s)",
     )
     serve.add_argument(
         "--http",
@@ -120,9 +164,17 @@ def serve(args: argparse.Namespace) -> None:
     from twisted.internet.task import react
 
     from lca_emulator.harness.launchers import StubProcessLauncher, application_spec
-    from lca_emulator.layer import ListeningAddresses, ManagementLayer
+    from lca_emulator.journal import SERVE_JOURNAL_LIMIT, StatusJournal
+    from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
     from lca_emulator.lca.processes import ProcessLauncher
     from lca_emulator.web.live import LiveServer, LiveSettings, http_endpoint_description
+
+    specs = [application_spec(fixture) for fixture in applications]
+    problems = configuration_problems(specs, pairs)
+    for problem in problems:
+        print(f"lca-emulator: {args.config}: {problem}", file=sys.stderr)
+    if problems:
+        raise SystemExit(2)
 
     try:
         lca_endpoint = serverFromString(reactor, args.lca)
@@ -133,6 +185,16 @@ def serve(args: argparse.Namespace) -> None:
     except (ValueError, KeyError, TypeError) as e:
         print(f"lca-emulator: --lca/--scs/--http must be server endpoints: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+    journal_file: IO[str] | None = None
+    if args.journal:
+        try:  # opened now: a path that cannot be written is an error at once, not at exit
+            journal_file = open(args.journal, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError as e:
+            print(f"lca-emulator: cannot write the journal: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+    journal = StatusJournal(limit=SERVE_JOURNAL_LIMIT, sink=journal_file)
+    max_connections = args.max_connections or default_max_connections()
 
     workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
 
@@ -149,12 +211,15 @@ def serve(args: argparse.Namespace) -> None:
         )
         layer = ManagementLayer(
             clock,
-            applications=[application_spec(fixture) for fixture in applications],
+            applications=specs,
             pairs=pairs,
             launcher=launcher,
             heartbeat=args.heartbeat,
             grace=args.grace,
             scs_options=scs_options,
+            journal=journal,
+            max_connections=max_connections,
+            register_timeout=args.register_timeout,
         )
         try:
             ports = await layer.listen(lca_endpoint, scs_endpoint)
@@ -179,8 +244,6 @@ def serve(args: argparse.Namespace) -> None:
         def shutting_down() -> Deferred[object]:
             log.info("stopping: asking every application to exit")
             d = layer.shutdown()
-            if args.journal:
-                d.addBoth(lambda _: _write_journal(layer, args.journal))
             if live is not None:
                 d.addBoth(live.stop)
             return d
@@ -193,8 +256,5 @@ def serve(args: argparse.Namespace) -> None:
         react(lambda r: ensureDeferred(run(r)))
     finally:
         workdir.cleanup()
-
-
-def _write_journal(layer: Any, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        layer.journal.write_jsonl(f)
+        if journal_file is not None:
+            journal_file.close()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from lca_common.protocol.limits import MIN_HEARTBEAT
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_common.yamlsource import MappingNode, Node, format_number, load_yaml, suggestion
 from lca_emulator.harness.model import (
@@ -63,7 +64,7 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
     root = load_yaml(path).mapping(SCENARIO_KEYS, required=["duration"])
     duration = root.get_number("duration", positive=True)
     name = root.get_str("name", Path(root.file).stem)
-    heartbeat = root.get_number("heartbeat", None, positive=True)
+    heartbeat = root.get_number("heartbeat", None, minimum=MIN_HEARTBEAT)  # see protocol.md
     applications, pairs = _applications_and_pairs(root, strict=strict)
     names = [fixture.application for fixture in applications]
     events = [_event(node, duration, names) for node in root.get_list("events")]

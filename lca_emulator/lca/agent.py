@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from typing import Protocol
+from typing import Final, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from lca_common.protocol.framing import MessageSender, server_factory
+from lca_common.protocol.framing import ConnectionLimits, MessageSender, server_factory
+from lca_common.protocol.limits import (
+    MAX_HOST_BYTES,
+    MAX_NAME_BYTES,
+    MAX_PID,
+    MIN_HEARTBEAT,
+    length_problem,
+)
 from lca_common.protocol.messages import (
     APPLICATION_TO_LCA,
     ApplicationStatus,
@@ -31,6 +38,16 @@ from lca_emulator.sml import SmlOptions
 
 log = Logger()
 
+REGISTER_TIMEOUT: Final = 30.0
+"""Seconds a new connection has to send ``RequestRegisterApplication`` before it is closed."""
+
+
+def check_heartbeat(seconds: float) -> float:
+    """``seconds`` if it is a heartbeat period the LCA accepts; ``ValueError`` if not."""
+    if not seconds >= MIN_HEARTBEAT:  # NaN too
+        raise ValueError(f"a heartbeat period is at least {MIN_HEARTBEAT:g} s, not {seconds:g}")
+    return seconds
+
 
 class Supervisor(Protocol):
     """What the LCA tells the process control about (it restarts hung applications)."""
@@ -45,6 +62,10 @@ class LocalControlAgent:
     :param heartbeat: the hang-detection period, in seconds, of applications whose
         ``[sml] heartbeat-period`` is 0 or that are not configured (our default; the
         vendor's is off); ``None``: only those with a period of their own are watched.
+        At least :data:`MIN_HEARTBEAT`.
+    :param register_timeout: seconds a new connection has to register before it is
+        told ``registration-timeout`` and closed (``None``: no limit).
+    :param limits: how many connections, and how much unread output each may have.
     """
 
     def __init__(
@@ -53,10 +74,14 @@ class LocalControlAgent:
         registry: ApplicationRegistry,
         *,
         heartbeat: float | None = None,
+        register_timeout: float | None = REGISTER_TIMEOUT,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.clock = clock
         self.registry = registry
-        self.heartbeat = heartbeat
+        self.heartbeat = check_heartbeat(heartbeat) if heartbeat is not None else None
+        self.register_timeout = register_timeout
+        self.limits = limits
         self.endpoint: str | None = None
         """Where applications reach this LCA (a client endpoint string), once it listens."""
         self._sessions: dict[str, ApplicationSession] = {}
@@ -89,7 +114,13 @@ class LocalControlAgent:
 
     def factory(self) -> Factory:
         """A protocol factory for the LCA endpoint."""
-        return server_factory(lambda: ApplicationSession(self), APPLICATION_TO_LCA)
+        return server_factory(
+            lambda: ApplicationSession(self),
+            APPLICATION_TO_LCA,
+            clock=self.clock,
+            limits=self.limits,
+            name="LCA",
+        )
 
     def next_ref(self) -> int:
         """A fresh reference number for a request the LCA sends."""
@@ -157,15 +188,20 @@ class ApplicationSession:
         self.application: str | None = None
         self._pending_modes: dict[int, ExecutionMode] = {}
         self._silence: IDelayedCall | None = None
+        self._deadline: IDelayedCall | None = None
         self.process_gone = False
 
     # -- ConnectionController ----------------------------------------------------
 
     def connection_made(self, sender: MessageSender) -> None:
         self.sender = sender
+        timeout = self.lca.register_timeout
+        if timeout is not None:
+            self._deadline = self.lca.clock.callLater(timeout, self._registration_overdue)
 
     def connection_lost(self, reason: Failure) -> None:
         self._stop_watch()
+        self._stop_deadline()
         name, self.application = self.application, None
         if name is None or not self.lca.release(name, self):
             return
@@ -237,6 +273,11 @@ class ApplicationSession:
                 message.ref,
             )
             return
+        problem = _registration_problem(message)
+        if problem is not None:
+            self._error(ErrorCode.INVALID_FIELD, f"{message.MESSAGE}: {problem}", message.ref)
+            return
+        self._stop_deadline()
         name = message.application
         self.application = name
         self.lca.attach(name, self)
@@ -298,6 +339,25 @@ class ApplicationSession:
         assert self.sender is not None
         self.sender.send(EventError(code=code, text=text, ref=ref))
 
+    # -- registration deadline -------------------------------------------------------
+
+    def _registration_overdue(self) -> None:
+        self._deadline = None
+        if self.application is not None or self.sender is None:
+            return
+        timeout = self.lca.register_timeout
+        self._error(
+            ErrorCode.REGISTRATION_TIMEOUT,
+            f"no RequestRegisterApplication within {timeout:g} s; closing the connection",
+            None,
+        )
+        self.sender.disconnect()
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
     # -- heartbeat -----------------------------------------------------------------
 
     def watch(self) -> None:
@@ -332,3 +392,15 @@ class ApplicationSession:
             hung=True,
         )
         self.lca.application_hung(name)
+
+
+def _registration_problem(message: RequestRegisterApplication) -> str | None:
+    """Why a registration is refused as ``invalid-field`` (a limit of section 7), or None."""
+    problem = length_problem("application", message.application, MAX_NAME_BYTES)
+    if problem is None and message.host is not None:
+        problem = length_problem("host", message.host, MAX_HOST_BYTES)
+    if problem is None and message.pid is not None and message.pid > MAX_PID:
+        digits = str(message.pid)
+        shown = digits if len(digits) <= 20 else f"an integer of {len(digits)} digits"
+        problem = f"field 'pid' must be at most {MAX_PID}, got {shown}"
+    return problem

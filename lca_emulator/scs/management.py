@@ -8,7 +8,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from lca_common.protocol.framing import MessageSender, server_factory
+from lca_common.protocol.framing import ConnectionLimits, MessageSender, server_factory
+from lca_common.protocol.limits import MAX_NAME_BYTES, length_problem, quote
 from lca_common.protocol.messages import (
     CLIENT_TO_SCS,
     ErrorCode,
@@ -30,21 +31,33 @@ log = Logger()
 
 
 class ManagementEndpoint:
-    """Builds one :class:`ManagementSession` per management client."""
+    """Builds one :class:`ManagementSession` per management client.
+
+    :param limits: how many clients, and how much unread output each may have.
+    """
 
     def __init__(
         self,
         registry: ApplicationRegistry,
         scs: SolutionControlServer,
         control: ApplicationControl,
+        *,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.registry = registry
         self.scs = scs
         self.control = control
+        self.limits = limits
 
     def factory(self) -> Factory:
         """A protocol factory for the SCS endpoint."""
-        return server_factory(lambda: ManagementSession(self), CLIENT_TO_SCS)
+        return server_factory(
+            lambda: ManagementSession(self),
+            CLIENT_TO_SCS,
+            clock=self.registry.clock,
+            limits=self.limits,
+            name="SCS",
+        )
 
 
 class ManagementSession:
@@ -69,8 +82,24 @@ class ManagementSession:
         if self.sender is not None:
             self.sender.send(message)
 
+    def notify(self, message: Message) -> None:
+        """Send a notification (dropping the client if it leaves too many unread)."""
+        if self.sender is not None:
+            self.sender.notify(message)
+
     def message_received(self, message: Message) -> None:
         ep = self.endpoint
+        name = getattr(message, "application", None)
+        if isinstance(name, str):
+            problem = length_problem("application", name, MAX_NAME_BYTES)
+            if problem is not None:
+                ref = getattr(message, "ref", None)
+                self.send(
+                    EventError(
+                        code=ErrorCode.INVALID_FIELD, text=f"{message.MESSAGE}: {problem}", ref=ref
+                    )
+                )
+                return
         if isinstance(message, RequestGetApplicationInfo):
             record = ep.registry.get(message.application)
             if record is None:
@@ -90,7 +119,9 @@ class ManagementSession:
     def _unknown(self, ref: int, name: str) -> None:
         self.send(
             EventError(
-                code=ErrorCode.UNKNOWN_APPLICATION, text=f"no application named {name!r}", ref=ref
+                code=ErrorCode.UNKNOWN_APPLICATION,
+                text=f"no application named {quote(name)}",
+                ref=ref,
             )
         )
 
@@ -105,10 +136,10 @@ class ManagementSession:
 
     def _record_changed(self, change: RecordChange) -> None:
         if change.shown_state_changed:
-            self.send(change.after.info())
+            self.notify(change.after.info())
 
     def _switchover_notice(self, notice: SwitchoverNotice) -> None:
-        self.send(notice)
+        self.notify(notice)
 
     def _control(
         self,
