@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wireschema import DOCS, assert_valid_wire
 
-from lca_common.protocol import json_schema, messages
+from lca_common.protocol import codec, json_schema, messages
 from lca_common.protocol.codec import (
     MAX_LINE_LENGTH,
     FramingError,
@@ -501,6 +501,36 @@ def test_encode_is_compact_utf8() -> None:
             '{"message":"EventError","code":"unknown-application","text":"no SIPS_É","ref":2}'
         ).encode()
     )
+
+
+# -- The per-line path rebuilds nothing ------------------------------------------
+
+
+@given(any_message)
+def test_decode_and_encode_rebuild_nothing_per_line(message: Message) -> None:
+    """Once warm, encode and decode build no JSON coder, read no type hints, no name table."""
+    line = encode(message)
+    decode(line, ALL_DIRECTIONS)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rebuilt on the per-line path")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json.JSONDecoder, "__init__", forbidden)
+        patch.setattr(json.JSONEncoder, "__init__", forbidden)
+        patch.setattr(typing, "get_type_hints", forbidden)
+        patch.setattr(codec, "_NameTable", forbidden)
+        assert encode(message) == line
+        assert decode(line, ALL_DIRECTIONS) == message
+
+
+def test_accepted_may_be_any_iterable() -> None:
+    """decode takes a list or a generator of classes as well as a tuple."""
+    line = b'{"message":"RequestSubscribe","ref":3}'
+    assert decode(line, list(CLIENT_TO_SCS)) == RequestSubscribe(ref=3)
+    assert decode(line, (cls for cls in CLIENT_TO_SCS)) == RequestSubscribe(ref=3)
+    with pytest.raises(MessageError, match="expected one of: RequestHeartbeat, "):
+        decode(line, iter(APPLICATION_TO_LCA))
 
 
 # -- Hardening: values that once crashed or overflowed the codec ---------------

@@ -3,6 +3,10 @@
 ``decode`` raises :class:`FramingError` when a line is not a JSON object at all
 (the connection is closed) and :class:`MessageError` when it is an object but not a
 valid message for the endpoint (the connection stays open).
+
+The per-line path rebuilds nothing: each message class's field specs (with its enum
+value tables) are built once, each tuple of accepted classes gets its name table
+once, and one JSON decoder and one encoder serve every line.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import json
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeGuard
+from collections.abc import Callable, Iterable, Mapping
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from typing import Any, Final, TypeGuard
 
 from lca_common.protocol.messages import ErrorCode, Message
 
@@ -40,21 +45,44 @@ class MessageError(ProtocolError):
     """The line is a JSON object but not a valid message here: answer and carry on."""
 
 
-@dataclasses.dataclass(frozen=True)
+# -- Per-class tables, built once -------------------------------------------------
+
+_Converter = Callable[[str, str, object, "int | None"], object]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _FieldSpec:
     attribute: str
     wire: str
-    kind: type
     optional: bool
+    convert: _Converter
+    to_wire: bool
+    """Whether encode must write ``value.value`` (an enum that is not also a str)."""
 
 
-_FIELDS: dict[type[Message], tuple[_FieldSpec, ...]] = {}
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ClassSpec:
+    fields: tuple[_FieldSpec, ...]
 
 
-def _fields(cls: type[Message]) -> tuple[_FieldSpec, ...]:
-    cached = _FIELDS.get(cls)
-    if cached is not None:
-        return cached
+@dataclasses.dataclass(frozen=True, slots=True)
+class _NameTable:
+    by_name: Mapping[str, type[Message]]
+    known: str
+
+
+_SPECS: dict[type[Message], _ClassSpec] = {}
+_TABLES: dict[tuple[type[Message], ...], _NameTable] = {}
+
+
+def _spec(cls: type[Message]) -> _ClassSpec:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = _build_spec(cls)
+    return spec
+
+
+def _build_spec(cls: type[Message]) -> _ClassSpec:
     hints = typing.get_type_hints(cls)
     specs = []
     for f in dataclasses.fields(cls):
@@ -64,9 +92,34 @@ def _fields(cls: type[Message]) -> tuple[_FieldSpec, ...]:
             members = [a for a in typing.get_args(hint) if a is not type(None)]
             optional = len(members) < len(typing.get_args(hint))
             hint = members[0]
-        specs.append(_FieldSpec(f.name, f.metadata.get("wire", f.name), hint, optional))
-    _FIELDS[cls] = tuple(specs)
-    return _FIELDS[cls]
+        wire = f.metadata.get("wire", f.name)
+        to_wire = isinstance(hint, type) and issubclass(hint, enum.Enum) and str not in hint.__mro__
+        specs.append(_FieldSpec(f.name, wire, optional, _converter(hint, wire), to_wire))
+    return _ClassSpec(tuple(specs))
+
+
+def _table(accepted: Iterable[type[Message]]) -> _NameTable:
+    key = accepted if isinstance(accepted, tuple) else tuple(accepted)
+    table = _TABLES.get(key)
+    if table is None:
+        by_name = {cls.MESSAGE: cls for cls in key}
+        table = _NameTable(by_name, ", ".join(sorted(by_name)))
+        if len(_TABLES) < 64:  # a few direction tuples in practice; never grow without end
+            _TABLES[key] = table
+    return table
+
+
+# -- Encoding ---------------------------------------------------------------------
+
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_C_ENCODER: Final = (
+    None
+    if c_make_encoder is None
+    # what _ENCODER.encode builds on every call, built once (no circular check: only scalars)
+    else c_make_encoder(
+        None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True
+    )
+)
 
 
 def encode(message: Message) -> bytes:
@@ -75,12 +128,25 @@ def encode(message: Message) -> bytes:
     Optional fields that are ``None`` are left out.
     """
     obj: dict[str, Any] = {"message": message.MESSAGE}
-    for spec in _fields(type(message)):
+    for spec in _spec(type(message)).fields:
         value = getattr(message, spec.attribute)
         if value is None:
             continue
-        obj[spec.wire] = value.value if isinstance(value, enum.Enum) else value
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        obj[spec.wire] = value.value if spec.to_wire else value
+    if _C_ENCODER is None:  # pragma: no cover - Pythons without the C accelerator
+        return _ENCODER.encode(obj).encode("utf-8")
+    return "".join(_C_ENCODER(obj, 0)).encode("utf-8")
+
+
+# -- Parsing ----------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def parse_object(line: bytes) -> dict[str, Any]:
@@ -94,12 +160,7 @@ def parse_object(line: bytes) -> dict[str, Any]:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FramingError(ErrorCode.INVALID_JSON, f"line is not UTF-8: {e}") from None
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as e:
-        raise FramingError(ErrorCode.INVALID_JSON, f"line is not valid JSON: {e}") from None
-    except RecursionError:
-        raise FramingError(ErrorCode.INVALID_JSON, "line is JSON nested too deeply") from None
+    obj = _parse(text)
     if not isinstance(obj, dict):
         raise FramingError(
             ErrorCode.INVALID_JSON, f"line is JSON but not an object: {type(obj).__name__}"
@@ -107,12 +168,37 @@ def parse_object(line: bytes) -> dict[str, Any]:
     return obj
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
+def _parse(text: str) -> object:
+    """The whole line with the C scanner; anything it cannot take goes the long way."""
+    try:
+        obj, end = _SCAN_ONCE(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        pass
+    else:
+        if end == len(text):
+            return obj
+    return _parse_slowly(text)
+
+
+def _parse_slowly(text: str) -> object:
+    """Leading or trailing whitespace, or an error to report as ``json.loads`` would."""
+    try:
+        if text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
+    except ValueError as e:
+        raise FramingError(ErrorCode.INVALID_JSON, f"line is not valid JSON: {e}") from None
+    except RecursionError:
+        raise FramingError(ErrorCode.INVALID_JSON, "line is JSON nested too deeply") from None
+
+
+# -- Decoding -----------------------------------------------------------------------
 
 
 def decode(line: bytes, accepted: Iterable[type[Message]]) -> Message:
     """Decode one line into one of the ``accepted`` message classes.
+
+    ``accepted`` is best a tuple: its name table is then built once and reused.
 
     :raises FramingError: the line is not a JSON object (or is too long).
     :raises MessageError: the object is not a valid accepted message.
@@ -129,17 +215,17 @@ def decode_object(obj: Mapping[str, Any], accepted: Iterable[type[Message]]) -> 
         raise MessageError(
             ErrorCode.INVALID_FIELD, 'field "message" is missing or not a string', ref
         )
-    by_name = {cls.MESSAGE: cls for cls in accepted}
-    cls = by_name.get(name)
+    table = _table(accepted)
+    cls = table.by_name.get(name)
     if cls is None:
-        known = ", ".join(sorted(by_name))
         raise MessageError(
             ErrorCode.UNKNOWN_MESSAGE,
-            f"unknown message {_shorten(repr(name))} on this endpoint; expected one of: {known}",
+            f"unknown message {_shorten(repr(name))} on this endpoint; "
+            f"expected one of: {table.known}",
             ref,
         )
     kwargs: dict[str, Any] = {}
-    for spec in _fields(cls):
+    for spec in _spec(cls).fields:
         value = obj.get(spec.wire)
         if value is None:
             if spec.optional:
@@ -148,7 +234,7 @@ def decode_object(obj: Mapping[str, Any], accepted: Iterable[type[Message]]) -> 
             raise MessageError(
                 ErrorCode.INVALID_FIELD, f"{name}: required field {spec.wire!r} is missing", ref
             )
-        kwargs[spec.attribute] = _convert(name, spec, value, ref)
+        kwargs[spec.attribute] = spec.convert(name, spec.wire, value, ref)
     return cls(**kwargs)
 
 
@@ -161,43 +247,79 @@ def _shorten(shown: str, limit: int = 200) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def _convert(name: str, spec: _FieldSpec, value: object, ref: int | None) -> object:
-    def wrong(expected: str) -> MessageError:
-        return MessageError(
-            ErrorCode.INVALID_FIELD,
-            f"{name}: field {spec.wire!r} must be {expected}, got {_shorten(json.dumps(value))}",
-            ref,
-        )
+def _show(value: object) -> str:
+    """A bad value as JSON, shortened."""
+    return _shorten(json.dumps(value))
 
-    if spec.kind is int:
-        if not _is_int(value):
-            raise wrong("an integer")
-        assert isinstance(value, int)
-        if spec.wire in ("ref", "pid") and value <= 0:
-            raise wrong("a positive integer")
+
+def _wrong(name: str, wire: str, expected: str, value: object, ref: int | None) -> MessageError:
+    return MessageError(
+        ErrorCode.INVALID_FIELD,
+        f"{name}: field {wire!r} must be {expected}, got {_show(value)}",
+        ref,
+    )
+
+
+def _converter(kind: object, wire: str) -> _Converter:
+    """The check and conversion of one field's wire value, chosen once per field."""
+    if kind is int:
+        return _to_positive_int if wire in ("ref", "pid") else _to_int
+    if kind is float:
+        return _to_seconds
+    if kind is str:
+        return _to_text
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return _enum_converter(kind)
+    raise AssertionError(f"no conversion for {kind!r}")  # pragma: no cover
+
+
+def _to_int(name: str, wire: str, value: object, ref: int | None) -> object:
+    if _is_int(value):
         return value
-    if spec.kind is float:
-        if not (_is_int(value) or isinstance(value, float)):
-            raise wrong("a number")
-        assert isinstance(value, int | float)
-        try:
-            number = float(value)
-        except OverflowError:
-            raise wrong("a finite number") from None
-        if not math.isfinite(number) or number < 0:
-            raise wrong("a non-negative number")
-        return number
-    if spec.kind is str:
-        if not isinstance(value, str) or not value:
-            raise wrong("a non-empty string")
+    raise _wrong(name, wire, "an integer", value, ref)
+
+
+def _to_positive_int(name: str, wire: str, value: object, ref: int | None) -> object:
+    number = _to_int(name, wire, value, ref)
+    assert isinstance(number, int)
+    if number <= 0:
+        raise _wrong(name, wire, "a positive integer", value, ref)
+    return number
+
+
+def _to_seconds(name: str, wire: str, value: object, ref: int | None) -> object:
+    if not (_is_int(value) or isinstance(value, float)):
+        raise _wrong(name, wire, "a number", value, ref)
+    assert isinstance(value, int | float)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _wrong(name, wire, "a finite number", value, ref) from None
+    if not math.isfinite(number) or number < 0:
+        raise _wrong(name, wire, "a non-negative number", value, ref)
+    return number
+
+
+def _to_text(name: str, wire: str, value: object, ref: int | None) -> object:
+    if not isinstance(value, str) or not value:
+        raise _wrong(name, wire, "a non-empty string", value, ref)
+    if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise wrong("valid Unicode text (no lone surrogates)") from None
-        return value
-    if issubclass(spec.kind, enum.Enum):
-        allowed = [m.value for m in spec.kind]
-        if value not in allowed:
-            raise wrong("one of " + ", ".join(allowed))
-        return spec.kind(value)
-    raise AssertionError(f"no conversion for {spec.kind!r}")  # pragma: no cover
+            expected = "valid Unicode text (no lone surrogates)"
+            raise _wrong(name, wire, expected, value, ref) from None
+    return value
+
+
+def _enum_converter(kind: type[enum.Enum]) -> _Converter:
+    members: dict[object, enum.Enum] = {m.value: m for m in kind}
+    expected = "one of " + ", ".join(str(m.value) for m in kind)
+
+    def convert(name: str, wire: str, value: object, ref: int | None) -> object:
+        member = members.get(value) if isinstance(value, str) else None
+        if member is None:
+            raise _wrong(name, wire, expected, value, ref)
+        return member
+
+    return convert
