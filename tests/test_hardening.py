@@ -5,11 +5,23 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
+from twisted.internet.testing import StringTransport
 
 from lca_common.protocol.codec import FramingError, decode
-from lca_common.protocol.messages import APPLICATION_TO_LCA, ApplicationStatus, ErrorCode
+from lca_common.protocol.framing import JsonLinesProtocol
+from lca_common.protocol.messages import (
+    APPLICATION_TO_LCA,
+    CLIENT_TO_SCS,
+    SCS_TO_CLIENT,
+    ApplicationStatus,
+    ErrorCode,
+    EventError,
+    Message,
+    RequestSubscribe,
+)
 from lca_common.yamlsource import ConfigError, parse_yaml
 from lca_emulator.cli.run import load_all
 from lca_emulator.scs.ha import HaPairMachine, InputKind, MemberView, PairInput, Refusal
@@ -38,10 +50,50 @@ def test_probe_reports_a_taken_port() -> None:
 
 
 def test_deeply_nested_json_is_a_framing_error() -> None:
-    """A line nested deeper than the parser goes is answered as invalid JSON, not a crash."""
+    """30,000 unclosed brackets are answered as invalid JSON, not a crash."""
     with pytest.raises(FramingError) as caught:
         decode(b"[" * 30000, APPLICATION_TO_LCA)
     assert caught.value.code is ErrorCode.INVALID_JSON
+
+
+def _scs_connection() -> tuple[JsonLinesProtocol, StringTransport, list[Message]]:
+    received: list[Message] = []
+    controller = Mock(message_received=received.append)
+    protocol = JsonLinesProtocol(controller, CLIENT_TO_SCS, answer_errors=True)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport, received
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"[" * 20000 + b"]" * 20000, b"9" * 20000, b'{"a":' * 10000 + b"0" + b"}" * 10000],
+    ids=["deep-array", "huge-int", "deep-object"],
+)
+def test_deep_or_huge_unknown_member_keeps_the_connection(value: bytes) -> None:
+    """Valid JSON nested 20,000 deep or a 20,000-digit integer in an unknown member is
+    ignored: the message is forwarded, nothing is answered, the connection stays open."""
+    protocol, transport, received = _scs_connection()
+    protocol.dataReceived(b'{"message":"RequestSubscribe","ref":1,"future":' + value + b"}\n")
+    assert received == [RequestSubscribe(ref=1)]
+    assert transport.value() == b""
+    assert not transport.disconnecting
+
+
+def test_deep_known_member_is_answered_and_the_connection_stays_open() -> None:
+    """A known member holding a 20,000-deep value is invalid-field with the ref; the
+    connection stays open and the next line is forwarded."""
+    protocol, transport, received = _scs_connection()
+    deep = b"[" * 20000 + b"]" * 20000
+    protocol.dataReceived(b'{"message":"RequestGetApplicationInfo","ref":7,"application":')
+    protocol.dataReceived(deep + b'}\n{"message":"RequestSubscribe","ref":8}\n')
+    (reply,) = transport.value().splitlines()
+    error = decode(reply, SCS_TO_CLIENT)
+    assert isinstance(error, EventError)
+    assert (error.code, error.ref) == (ErrorCode.INVALID_FIELD, 7)
+    assert "'application' must be a non-empty string, got [[[" in error.text
+    assert not transport.disconnecting
+    assert received == [RequestSubscribe(ref=8)]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,13 @@ valid message for the endpoint (the connection stays open).
 The per-line path rebuilds nothing: each message class's field specs (with its enum
 value tables) are built once, each tuple of accepted classes gets its name table
 once, and one JSON decoder and one encoder serve every line.
+
+Members the protocol does not define are ignored, whatever valid JSON they hold.  An
+integer longer than Python converts (``sys.get_int_max_str_digits()``) is kept as an
+:class:`UnparsedValue`.  A line nested deeper than the C scanner recurses is checked
+by a linear scan without recursion instead, and those of its members that nest deeper
+than :data:`MAX_DEPTH` are kept as an :class:`UnparsedValue` too.  Either is an error
+only in a member the message defines.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import dataclasses
 import enum
 import json
 import math
+import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Final, TypeGuard
 
@@ -25,6 +35,10 @@ from lca_common.protocol.messages import ErrorCode, Message
 
 MAX_LINE_LENGTH = 65536
 """The longest line, in bytes and without its ``\\n``, that either side accepts."""
+
+MAX_DEPTH = 200
+"""In a line too deep for the C scanner, the deepest member value built into Python
+values; deeper ones stay unparsed."""
 
 
 class ProtocolError(Exception):
@@ -43,6 +57,16 @@ class FramingError(ProtocolError):
 
 class MessageError(ProtocolError):
     """The line is a JSON object but not a valid message here: answer and carry on."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnparsedValue:
+    """Valid JSON kept as its text: an integer with more digits than Python converts to
+    ``int``, or a member value nested deeper than :data:`MAX_DEPTH` in a line too deep
+    for the C scanner."""
+
+    text: str
+    huge_int: bool = False
 
 
 # -- Per-class tables, built once -------------------------------------------------
@@ -145,7 +169,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+def _parse_int(digits: str) -> int | UnparsedValue:
+    try:
+        return int(digits)
+    except ValueError:  # over sys.get_int_max_str_digits(): keep it, unconverted
+        return UnparsedValue(digits, huge_int=True)
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
 _SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
@@ -172,7 +203,9 @@ def _parse(text: str) -> object:
     """The whole line with the C scanner; anything it cannot take goes the long way."""
     try:
         obj, end = _SCAN_ONCE(text, 0)
-    except (StopIteration, ValueError, RecursionError):
+    except RecursionError:
+        return _parse_deep(text)
+    except (StopIteration, ValueError):
         pass
     else:
         if end == len(text):
@@ -189,7 +222,154 @@ def _parse_slowly(text: str) -> object:
     except ValueError as e:
         raise FramingError(ErrorCode.INVALID_JSON, f"line is not valid JSON: {e}") from None
     except RecursionError:
-        raise FramingError(ErrorCode.INVALID_JSON, "line is JSON nested too deeply") from None
+        return _parse_deep(text)
+
+
+def _parse_deep(text: str) -> object:
+    """A line nested deeper than the C scanner recurses: check it is one JSON value in a
+    linear scan without recursion, then build its top-level members, each with the C
+    scanner when it nests at most MAX_DEPTH deep, as an :class:`UnparsedValue` if not."""
+    try:
+        members = _scan_structure(text)
+    except _NotJsonError as e:
+        raise FramingError(ErrorCode.INVALID_JSON, f"line is not valid JSON: {e}") from None
+    if members is None:  # an array: not an object anyway
+        return []
+    obj: dict[str, Any] = {}
+    for key, start, end, depth in members:
+        value_text = text[start:end]
+        if depth <= MAX_DEPTH:
+            try:
+                obj[key] = _DECODER.decode(value_text)
+                continue
+            except RecursionError:  # pragma: no cover - only with the stack nearly full
+                pass
+        obj[key] = UnparsedValue(value_text)
+    return obj
+
+
+class _NotJsonError(Exception):
+    """The structural scan found the text is not one JSON value."""
+
+
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
+_NUMBER: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_OPENERS: Final = re.compile(r"\[+")
+_WORDS: Final = ("true", "false", "null")
+_CONSTANTS: Final = ("NaN", "Infinity", "-Infinity")
+
+# what the scanner expects next
+_VALUE, _VALUE_OR_CLOSE, _KEY, _KEY_OR_CLOSE, _COLON, _COMMA_OR_CLOSE = range(6)
+_Member = tuple[str, int, int, int]
+
+
+def _scan_structure(text: str) -> list[_Member] | None:
+    """Check ``text`` is one JSON value, in one pass and without recursion.
+
+    Returns, when the value is an object, its members as ``(key, start, end, depth)``:
+    where each value's text lies, and how deep it nests (None for any other value).
+
+    :raises _NotJsonError: naming the first problem and its position.
+    """
+    length = len(text)
+    stack: list[str] = []
+    members: list[_Member] | None = None
+    key = ""
+    member_start = 0
+    member_deepest = 0
+    expect = _VALUE
+    pos = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    while True:
+        if pos >= length:
+            raise _NotJsonError(f"unexpected end of line at char {pos}")
+        char = text[pos]
+        value_done = False
+        if expect in (_VALUE, _VALUE_OR_CLOSE):
+            if char == "[":
+                run = _OPENERS.match(text, pos).end() - pos  # type: ignore[union-attr]
+                stack.extend("[" * run)
+                pos += run
+                expect = _VALUE_OR_CLOSE
+            elif char == "{":
+                stack.append("{")
+                pos += 1
+                expect = _KEY_OR_CLOSE
+                if len(stack) == 1:
+                    members = []
+            elif char == "]" and expect == _VALUE_OR_CLOSE:
+                stack.pop()
+                pos += 1
+                value_done = True
+            elif char == '"':
+                pos = _string(text, pos)[1]
+                value_done = True
+            elif text.startswith(_CONSTANTS, pos):
+                name = next(c for c in _CONSTANTS if text.startswith(c, pos))
+                raise _NotJsonError(f"{name} is not allowed")
+            elif char == "-" or "0" <= char <= "9":
+                number = _NUMBER.match(text, pos)
+                if number is None:
+                    raise _NotJsonError(f"expecting a value at char {pos}")
+                pos = number.end()
+                value_done = True
+            else:
+                word = next((w for w in _WORDS if text.startswith(w, pos)), None)
+                if word is None:
+                    raise _NotJsonError(f"expecting a value at char {pos}")
+                pos += len(word)
+                value_done = True
+            if len(stack) > member_deepest:
+                member_deepest = len(stack)
+        elif expect in (_KEY, _KEY_OR_CLOSE):
+            if char == '"':
+                name, pos = _string(text, pos)
+                if len(stack) == 1:
+                    key = name
+                expect = _COLON
+            elif char == "}" and expect == _KEY_OR_CLOSE:
+                stack.pop()
+                pos += 1
+                value_done = True
+            else:
+                raise _NotJsonError(f"expecting a property name in double quotes at char {pos}")
+        elif expect == _COLON:
+            if char != ":":
+                raise _NotJsonError(f"expecting ':' at char {pos}")
+            pos = _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+            expect = _VALUE
+            if len(stack) == 1:
+                member_start = pos
+                member_deepest = 1
+        else:  # _COMMA_OR_CLOSE
+            if char == ",":
+                pos += 1
+                expect = _VALUE if stack[-1] == "[" else _KEY
+            elif char in "]}" and stack[-1] == ("[" if char == "]" else "{"):
+                stack.pop()
+                pos += 1
+                value_done = True
+            else:
+                raise _NotJsonError(f"expecting ',' or a closing bracket at char {pos}")
+        if value_done:
+            if not stack:
+                break
+            expect = _COMMA_OR_CLOSE
+            if len(stack) == 1 and members is not None and stack[0] == "{":
+                members.append((key, member_start, pos, member_deepest - 1))
+        pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+    pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+    if pos != length:
+        raise _NotJsonError(f"extra data at char {pos}")
+    return members
+
+
+def _string(text: str, pos: int) -> tuple[str, int]:
+    """The JSON string starting at ``pos`` (its opening quote), and the index past it."""
+    try:
+        value, end = scanstring(text, pos + 1, True)
+        return str(value), int(end)
+    except ValueError as e:
+        raise _NotJsonError(str(e)) from None
 
 
 # -- Decoding -----------------------------------------------------------------------
@@ -248,8 +428,19 @@ def _shorten(shown: str, limit: int = 200) -> str:
 
 
 def _show(value: object) -> str:
-    """A bad value as JSON, shortened."""
-    return _shorten(json.dumps(value))
+    """A bad value as JSON, shortened; unparsed parts as their own text."""
+    if isinstance(value, UnparsedValue):
+        return _shorten(value.text)
+    try:
+        return _shorten(json.dumps(value, default=_unparsed_text))
+    except RecursionError:
+        return "a value nested too deeply to show"
+
+
+def _unparsed_text(value: object) -> str:
+    if isinstance(value, UnparsedValue):
+        return _shorten(value.text, 40)
+    raise TypeError(f"{type(value).__name__} is not JSON")  # pragma: no cover
 
 
 def _wrong(name: str, wire: str, expected: str, value: object, ref: int | None) -> MessageError:
@@ -273,9 +464,16 @@ def _converter(kind: object, wire: str) -> _Converter:
     raise AssertionError(f"no conversion for {kind!r}")  # pragma: no cover
 
 
+def _huge_int(name: str, wire: str, value: UnparsedValue, ref: int | None) -> MessageError:
+    expected = f"an integer of at most {sys.get_int_max_str_digits()} digits"
+    return _wrong(name, wire, expected, value, ref)
+
+
 def _to_int(name: str, wire: str, value: object, ref: int | None) -> object:
     if _is_int(value):
         return value
+    if isinstance(value, UnparsedValue) and value.huge_int:
+        raise _huge_int(name, wire, value, ref)
     raise _wrong(name, wire, "an integer", value, ref)
 
 
@@ -288,6 +486,8 @@ def _to_positive_int(name: str, wire: str, value: object, ref: int | None) -> ob
 
 
 def _to_seconds(name: str, wire: str, value: object, ref: int | None) -> object:
+    if isinstance(value, UnparsedValue) and value.huge_int:
+        raise _wrong(name, wire, "a finite number", value, ref)
     if not (_is_int(value) or isinstance(value, float)):
         raise _wrong(name, wire, "a number", value, ref)
     assert isinstance(value, int | float)
