@@ -14,7 +14,6 @@ refused before anything walks it).  Each file is parsed once per content.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 import os
@@ -75,6 +74,8 @@ class ConfigError(Exception):
 
 def suggestion(word: str, known: Iterable[str], *, what: str = "keys") -> str:
     """Say which known name ``word`` was probably meant to be, or list the known names."""
+    import difflib  # only for errors: not loaded by a start that has none
+
     names = list(known)
     close = difflib.get_close_matches(word, names, n=1)
     if close:
@@ -259,6 +260,8 @@ class Node:
         for member, text in zip(members, values, strict=True):
             if text.casefold() == value.casefold():
                 return member
+        import difflib
+
         problem = f"expected {wanted}, got {_shorten(value)!r}"
         folded = {text.casefold(): text for text in values}
         close = difflib.get_close_matches(value.casefold(), list(folded), n=1)

@@ -51,6 +51,35 @@ def test_importing_the_stub_loads_no_emulator_module() -> None:
     assert loaded == []
 
 
+def loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    script = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(result.stdout.splitlines()[-1].split())
+
+
+def test_stub_help_loads_neither_twisted_nor_yaml() -> None:
+    """``sipserver-stub --help`` answers from argparse alone: no Twisted, YAML or protocol."""
+    loaded = loaded_after(
+        "import contextlib, io\n"
+        "from sipserver_stub.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])"
+    )
+    assert "sipserver_stub.cli" in loaded
+    heavy = ("twisted", "yaml", "automat", "lca_common.protocol", "lca_common.yamlsource")
+    assert not {m for m in loaded if m.startswith(heavy)}
+
+
+def test_the_leaf_loads_nothing_for_its_rare_paths() -> None:
+    """Speaking the protocol and reading YAML load neither importlib.resources (the schema)
+    nor difflib (suggestions in errors): a stub start uses neither."""
+    loaded = loaded_after("import lca_common.protocol.framing, lca_common.yamlsource")
+    assert not {m for m in loaded if m.startswith(("importlib.resources", "difflib"))}
+
+
 @pytest.mark.parametrize("path", sources("sipserver_stub"), ids=relative)
 def test_stub_imports_only_the_leaf(path: Path) -> None:
     """No stub module imports the emulator."""

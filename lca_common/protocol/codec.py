@@ -59,14 +59,19 @@ class MessageError(ProtocolError):
     """The line is a JSON object but not a valid message here: answer and carry on."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class UnparsedValue:
     """Valid JSON kept as its text: an integer with more digits than Python converts to
     ``int``, or a member value nested deeper than :data:`MAX_DEPTH` in a line too deep
     for the C scanner."""
 
-    text: str
-    huge_int: bool = False
+    __slots__ = ("huge_int", "text")
+
+    def __init__(self, text: str, huge_int: bool = False) -> None:
+        self.text = text
+        self.huge_int = huge_int
+
+    def __repr__(self) -> str:
+        return f"UnparsedValue({_shorten(self.text, 40)!r}, huge_int={self.huge_int})"
 
 
 # -- Per-class tables, built once -------------------------------------------------
@@ -74,39 +79,42 @@ class UnparsedValue:
 _Converter = Callable[[str, str, object, "int | None"], object]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+# Plain classes with slots, not dataclasses: as fast to read, far cheaper to define at
+# import (a stub process imports this module at every start).
 class _FieldSpec:
-    attribute: str
-    wire: str
-    optional: bool
-    convert: _Converter
-    to_wire: bool
-    """Whether encode must write ``value.value`` (an enum that is not also a str)."""
+    __slots__ = ("attribute", "convert", "optional", "to_wire", "wire")
+
+    def __init__(
+        self, attribute: str, wire: str, optional: bool, convert: _Converter, to_wire: bool
+    ) -> None:
+        self.attribute = attribute
+        self.wire = wire
+        self.optional = optional
+        self.convert = convert
+        # whether encode writes ``value.value`` (an enum that is not also a str)
+        self.to_wire = to_wire
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _ClassSpec:
-    fields: tuple[_FieldSpec, ...]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class _NameTable:
-    by_name: Mapping[str, type[Message]]
-    known: str
+    __slots__ = ("by_name", "known")
+
+    def __init__(self, by_name: Mapping[str, type[Message]], known: str) -> None:
+        self.by_name = by_name
+        self.known = known
 
 
-_SPECS: dict[type[Message], _ClassSpec] = {}
+_SPECS: dict[type[Message], tuple[_FieldSpec, ...]] = {}
 _TABLES: dict[tuple[type[Message], ...], _NameTable] = {}
 
 
-def _spec(cls: type[Message]) -> _ClassSpec:
+def _spec(cls: type[Message]) -> tuple[_FieldSpec, ...]:
     spec = _SPECS.get(cls)
     if spec is None:
         spec = _SPECS[cls] = _build_spec(cls)
     return spec
 
 
-def _build_spec(cls: type[Message]) -> _ClassSpec:
+def _build_spec(cls: type[Message]) -> tuple[_FieldSpec, ...]:
     hints = typing.get_type_hints(cls)
     specs = []
     for f in dataclasses.fields(cls):
@@ -119,7 +127,7 @@ def _build_spec(cls: type[Message]) -> _ClassSpec:
         wire = f.metadata.get("wire", f.name)
         to_wire = isinstance(hint, type) and issubclass(hint, enum.Enum) and str not in hint.__mro__
         specs.append(_FieldSpec(f.name, wire, optional, _converter(hint, wire), to_wire))
-    return _ClassSpec(tuple(specs))
+    return tuple(specs)
 
 
 def _table(accepted: Iterable[type[Message]]) -> _NameTable:
@@ -152,7 +160,7 @@ def encode(message: Message) -> bytes:
     Optional fields that are ``None`` are left out.
     """
     obj: dict[str, Any] = {"message": message.MESSAGE}
-    for spec in _spec(type(message)).fields:
+    for spec in _spec(type(message)):
         value = getattr(message, spec.attribute)
         if value is None:
             continue
@@ -405,7 +413,7 @@ def decode_object(obj: Mapping[str, Any], accepted: Iterable[type[Message]]) -> 
             ref,
         )
     kwargs: dict[str, Any] = {}
-    for spec in _spec(cls).fields:
+    for spec in _spec(cls):
         value = obj.get(spec.wire)
         if value is None:
             if spec.optional:
