@@ -70,7 +70,24 @@ def test_stub_help_loads_neither_twisted_nor_yaml() -> None:
     )
     assert "sipserver_stub.cli" in loaded
     heavy = ("twisted", "yaml", "automat", "lca_common.protocol", "lca_common.yamlsource")
-    assert not {m for m in loaded if m.startswith(heavy)}
+    assert not {m for m in loaded if m.startswith((*heavy, "importlib.metadata"))}
+
+
+@pytest.mark.parametrize("module", ["sipserver_stub.cli", "lca_emulator.cli"])
+def test_version_is_looked_up_only_when_asked(
+    module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--version`` prints the command and the installed version on stdout, and exits 0;
+    building the parser (at every start) does not look it up."""
+    from importlib import metadata
+
+    parser = importlib.import_module(module).parser()
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--version"])
+    assert exited.value.code in (0, None)
+    assert capsys.readouterr().out == f"{parser.prog} {metadata.version('lca-emulator')}\n"
+    loaded = loaded_after(f"import {module}\n{module}.parser()")
+    assert not {m for m in loaded if m.startswith("importlib.metadata")}
 
 
 def test_the_leaf_loads_nothing_for_its_rare_paths() -> None:
