@@ -32,15 +32,42 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_version(parser: argparse.ArgumentParser) -> None:
-    """``--version``: the installed distribution's version."""
-    from importlib import metadata
+def installed_version() -> str:
+    """The installed distribution's version (``unknown (not installed)`` from a source tree)."""
+    from importlib import metadata  # tens of milliseconds: only when asked
 
     try:
-        version = metadata.version("lca-emulator")
-    except metadata.PackageNotFoundError:  # run from a source tree, not installed
-        version = "unknown (not installed)"
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+        return metadata.version("lca-emulator")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version`` that looks the version up when it is asked for, not at every start."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {installed_version()}")  # to stdout, as argparse's own does
+        parser.exit()
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the installed distribution's version."""
+    parser.add_argument("--version", action=_VersionAction)
 
 
 def exit_quietly_on_closed_pipe() -> None:

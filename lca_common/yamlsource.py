@@ -2,16 +2,23 @@
 
 Every configuration file of the project (stub fixtures, scenarios, the ``serve``
 configuration) goes through here.  :func:`load_yaml` composes the document with
-PyYAML's safe loader and returns a :class:`Node`; its methods check keys and types
-and raise :class:`ConfigError`, which names the file, the line and the key path.
+PyYAML's safe loader (libyaml's when present) and returns a :class:`Node`; its
+methods check keys and types and raise :class:`ConfigError`, which names the file,
+the line and the key path.
+
+Limits, each a :class:`ConfigError` with the file and, for YAML, the line: only
+regular files of at most :data:`MAX_FILE_SIZE` bytes (1 MiB) are read; YAML aliases
+may repeat at most :data:`MAX_ALIAS_NODES` nodes in all (a "billion laughs" file is
+refused before anything walks it).  Each file is parsed once per content.
 """
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 import os
+import stat
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Final, TypeVar, overload
 
@@ -19,6 +26,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 __all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_FILE_SIZE",
     "ConfigError",
     "MappingNode",
     "Node",
@@ -65,6 +74,8 @@ class ConfigError(Exception):
 
 def suggestion(word: str, known: Iterable[str], *, what: str = "keys") -> str:
     """Say which known name ``word`` was probably meant to be, or list the known names."""
+    import difflib  # only for errors: not loaded by a start that has none
+
     names = list(known)
     close = difflib.get_close_matches(word, names, n=1)
     if close:
@@ -249,6 +260,8 @@ class Node:
         for member, text in zip(members, values, strict=True):
             if text.casefold() == value.casefold():
                 return member
+        import difflib
+
         problem = f"expected {wanted}, got {_shorten(value)!r}"
         folded = {text.casefold(): text for text in values}
         close = difflib.get_close_matches(value.casefold(), list(folded), n=1)
@@ -513,32 +526,243 @@ class MappingNode(Node):
         return self._entries.get(key)
 
 
+MAX_FILE_SIZE: Final = 1 << 20
+"""The largest configuration file read, in bytes (1 MiB); ours are a few kilobytes."""
+
+MAX_ALIAS_NODES: Final = 10_000
+"""How many nodes YAML aliases may repeat in one document, in all."""
+
+_LOADER: Final[type[yaml.SafeLoader] | type[yaml.CSafeLoader]] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
+"""libyaml's safe loader when PyYAML was built with it (about 15 times faster)."""
+
+
+class _ParsedFiles:
+    """The documents (or errors) of the files read so far, by content: a bounded LRU
+    cache, so each file is parsed once however often (and by whatever path) it is read.
+    A document holds no file name; an error is kept as it is and renamed on the way out."""
+
+    def __init__(self, entries: int = 256, total_bytes: int = 16 * MAX_FILE_SIZE) -> None:
+        self._found: OrderedDict[bytes, yaml.Node | ConfigError] = OrderedDict()
+        self._entries = entries
+        self._total_bytes = total_bytes
+        self._bytes = 0
+
+    def get(self, data: bytes) -> yaml.Node | ConfigError | None:
+        found = self._found.get(data)
+        if found is not None:
+            self._found.move_to_end(data)
+        return found
+
+    def put(self, data: bytes, found: yaml.Node | ConfigError) -> None:
+        self._found[data] = found
+        self._bytes += len(data)
+        while len(self._found) > self._entries or self._bytes > self._total_bytes:
+            old, _ = self._found.popitem(last=False)
+            self._bytes -= len(old)
+
+
+_parsed = _ParsedFiles()
+
+
 def parse_yaml(text: str, file: str = "<string>") -> Node:
     """Compose one YAML document with the safe loader; ``file`` is used in errors."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except RecursionError:
-        raise ConfigError(file, None, "", "invalid YAML: nested too deeply") from None
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise ConfigError(file, line, "", "invalid YAML: a lone surrogate is not text") from None
+    return Node(_compose(data, text, file, _LOADER), file)
+
+
+def load_yaml(path: str | os.PathLike[str]) -> Node:
+    """Read a UTF-8 YAML file into a :class:`Node`; any failure is a :class:`ConfigError`.
+
+    Only a regular file of at most :data:`MAX_FILE_SIZE` bytes is read (a FIFO or a
+    device would block or never end).  Each content is parsed once: reading it again,
+    by any path, returns the same document, or raises the same error, without parsing.
+    """
+    file = os.fspath(path)
+    data = _read(file)
+    found = _parsed.get(data)
+    if found is None:
+        try:
+            found = _compose(data, _utf8(data, file), file, _LOADER)
+        except ConfigError as exc:
+            found = exc
+        _parsed.put(data, found)
+    if isinstance(found, ConfigError):
+        raise ConfigError(file, found.line, found.key_path, found.problem)
+    return Node(found, file)
+
+
+_FILE_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _utf8(data: bytes, file: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(file, line, "", f"not UTF-8 text ({exc.reason})") from None
+
+
+def _read(file: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_SIZE bytes, or a ConfigError.
+
+    It is opened without blocking (a FIFO with no writer would block ``open``) and
+    checked on the open descriptor, so it cannot be swapped in between.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(file, flags)
+    except OSError as exc:
+        raise ConfigError(file, None, "", f"cannot read the file: {exc.strerror or exc}") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+            raise ConfigError(
+                file, None, "", f"cannot read the file: it is {kind}; only regular files are read"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_SIZE:
+            chunk = os.read(fd, MAX_FILE_SIZE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(file, None, "", f"cannot read the file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_SIZE:
+        raise ConfigError(
+            file, None, "", f"file is larger than {MAX_FILE_SIZE} bytes (1 MiB), the limit"
+        )
+    return b"".join(chunks)
+
+
+def _compose(
+    data: bytes, text: str, file: str, loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+) -> yaml.Node:
+    """Compose ``data`` (``text`` encoded) with ``loader``; every error gets its line."""
+    try:
+        # libyaml reads the bytes; PyYAML's own reader the text
+        root = yaml.compose(data if loader is not yaml.SafeLoader else text, Loader=loader)
+    except RecursionError:  # PyYAML's composer recurses; libyaml stops at its own limit
+        line = _deepest_line(text)
+        raise ConfigError(file, line, "", "invalid YAML: nested too deeply") from None
+    except yaml.reader.ReaderError as exc:
+        # the position counts bytes (libyaml) or characters (PyYAML)
+        if loader is yaml.SafeLoader:
+            line = text.count("\n", 0, exc.position) + 1
+        else:
+            line = data.count(b"\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problem = f"invalid YAML: character #x{code:04x} is not allowed in YAML text"
+        raise ConfigError(file, line, "", problem) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else None
         detail = "; ".join(part for part in (exc.context, exc.problem) if part)
+        if "maximum nesting depth" in detail:
+            detail = "nested too deeply"
         raise ConfigError(file, line, "", f"invalid YAML: {detail or exc}") from exc
-    except yaml.YAMLError as exc:
+    except yaml.YAMLError as exc:  # pragma: no cover - every error PyYAML raises has a mark
         raise ConfigError(file, None, "", f"invalid YAML: {exc}") from exc
     if root is None:
         raise ConfigError(file, None, "", "file is empty")
-    return Node(root, file)
+    _check_aliases(root, file)
+    return root
 
 
-def load_yaml(path: str | os.PathLike[str]) -> Node:
-    """Read a UTF-8 YAML file into a :class:`Node`; any failure is a :class:`ConfigError`."""
-    file = os.fspath(path)
+def _deepest_line(text: str, enough: int = 100) -> int | None:
+    """The line where the document first nests ``enough`` levels deep, or else reaches
+    its deepest; PyYAML's parser does not recurse, so this finds where its composer ran
+    out of stack (and stops there: PyYAML's scanner slows with every level)."""
+    depth = deepest = 0
+    line: int | None = None
     try:
-        with open(file, encoding="utf-8") as stream:
-            text = stream.read()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(file, None, "", f"not UTF-8 text ({exc.reason})") from exc
-    except OSError as exc:
-        raise ConfigError(file, None, "", f"cannot read the file: {exc.strerror or exc}") from exc
-    return parse_yaml(text, file)
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > deepest and event.start_mark is not None:
+                    deepest, line = depth, int(event.start_mark.line) + 1
+                    if depth >= enough:
+                        break
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return line
+
+
+def _check_aliases(root: yaml.Node, file: str) -> None:
+    """Refuse a document whose aliases repeat more than MAX_ALIAS_NODES nodes, or an
+    alias inside the node it names: walked as composed (each node once), without
+    recursion, so a billion laughs costs no more than its own size."""
+    finished: dict[int, int] = {}  # node id -> the number of nodes it stands for
+    on_path: set[int] = {id(root)}
+    repeated = 0
+    # each frame: the node, its children with the line and key path each is reached by,
+    # the next child's index, and the nodes counted so far
+    stack: list[tuple[yaml.Node, list[tuple[yaml.Node, int, str]], list[int]]] = [
+        (root, _children(root, ""), [0, 1])
+    ]
+    while stack:
+        node, children, state = stack[-1]
+        if state[0] == len(children):
+            stack.pop()
+            on_path.discard(id(node))
+            finished[id(node)] = state[1]
+            if stack:
+                stack[-1][2][1] += state[1]
+            continue
+        child, line, path = children[state[0]]
+        state[0] += 1
+        size = finished.get(id(child))
+        if size is not None:  # reached again: an alias
+            repeated += size
+            state[1] += size
+            if repeated > MAX_ALIAS_NODES:
+                raise ConfigError(
+                    file,
+                    line,
+                    path,
+                    f"too many nodes: YAML aliases repeat more than {MAX_ALIAS_NODES} nodes; "
+                    "aliases are not needed in these files, write the values out",
+                )
+        elif id(child) in on_path:
+            raise ConfigError(file, line, path, "a YAML alias inside the node it names")
+        elif isinstance(child, yaml.ScalarNode):
+            finished[id(child)] = 1
+            state[1] += 1
+        else:
+            on_path.add(id(child))
+            stack.append((child, _children(child, path), [0, 1]))
+
+
+def _children(node: yaml.Node, path: str) -> list[tuple[yaml.Node, int, str]]:
+    """A collection's nodes, each with the line and key path it is reached by: a value
+    by its key's line, a list item by its list's line (an alias has no line of its own)."""
+    line = int(node.start_mark.line) + 1
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, line, f"{path}[{index}]") for index, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        found = []
+        for key, value in node.value:
+            key_line = int(key.start_mark.line) + 1
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            found.append((key, key_line, path))
+            found.append((value, key_line, _child_key(path, name)))
+        return found
+    return []

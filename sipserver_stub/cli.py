@@ -7,19 +7,15 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
-
-from lca_common.clock import ScaledClock
 from lca_common.entrypoints import add_version, ignore_interrupt_if_managed, positive_float
-from lca_common.yamlsource import ConfigError
-from sipserver_stub.fixture import SipPortState, load_fixture
-from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
-from sipserver_stub.stub import SipServerStub
 
-log = Logger()
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+# Everything else is imported once the arguments are read, so that ``--help`` and a
+# wrong argument answer without loading Twisted, YAML or the protocol.
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +45,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``sipserver-stub`` console script."""
     args = parser().parse_args(argv)
+
+    from lca_common.yamlsource import ConfigError
+    from sipserver_stub.fixture import SipPortState, load_fixture
+
     try:
         fixture = load_fixture(args.fixture)
     except ConfigError as e:
@@ -56,7 +56,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
 
     from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
     from twisted.internet.task import react
+    from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+    from lca_common.clock import ScaledClock
+    from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
+    from sipserver_stub.stub import SipServerStub
+
+    log = Logger(namespace=__name__)
 
     try:
         lca = clientFromString(reactor, args.lca)

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from wireschema import DOCS, assert_valid_wire
 
-from lca_common.protocol import json_schema, messages
+from lca_common.protocol import codec, json_schema, messages
 from lca_common.protocol.codec import (
     MAX_LINE_LENGTH,
     FramingError,
@@ -503,6 +503,36 @@ def test_encode_is_compact_utf8() -> None:
     )
 
 
+# -- The per-line path rebuilds nothing ------------------------------------------
+
+
+@given(any_message)
+def test_decode_and_encode_rebuild_nothing_per_line(message: Message) -> None:
+    """Once warm, encode and decode build no JSON coder, read no type hints, no name table."""
+    line = encode(message)
+    decode(line, ALL_DIRECTIONS)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rebuilt on the per-line path")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json.JSONDecoder, "__init__", forbidden)
+        patch.setattr(json.JSONEncoder, "__init__", forbidden)
+        patch.setattr(typing, "get_type_hints", forbidden)
+        patch.setattr(codec, "_NameTable", forbidden)
+        assert encode(message) == line
+        assert decode(line, ALL_DIRECTIONS) == message
+
+
+def test_accepted_may_be_any_iterable() -> None:
+    """decode takes a list or a generator of classes as well as a tuple."""
+    line = b'{"message":"RequestSubscribe","ref":3}'
+    assert decode(line, list(CLIENT_TO_SCS)) == RequestSubscribe(ref=3)
+    assert decode(line, (cls for cls in CLIENT_TO_SCS)) == RequestSubscribe(ref=3)
+    with pytest.raises(MessageError, match="expected one of: RequestHeartbeat, "):
+        decode(line, iter(APPLICATION_TO_LCA))
+
+
 # -- Hardening: values that once crashed or overflowed the codec ---------------
 
 
@@ -538,6 +568,295 @@ def test_error_reply_fits_in_one_line(obj: dict[str, object]) -> None:
     error = caught.value
     reply = encode(EventError(code=error.code, text=error.text, ref=error.ref))
     assert len(reply) <= MAX_LINE_LENGTH
+
+
+# -- Unknown members hold any valid JSON: any depth, any integer -----------------
+
+DEEP = 5000
+"""Far deeper than the C scanner recurses (the interpreter's recursion limit)."""
+HUGE = "9" * 5000
+"""More digits than Python converts to int (sys.get_int_max_str_digits(): 4300)."""
+
+
+def _with(line: bytes, member: str) -> bytes:
+    """``line`` (a JSON object) with ``member`` (``"name":value``) added last."""
+    return line[:-1] + b"," + member.encode() + b"}"
+
+
+_DEEP_VALUES = {
+    "deep-array": "[" * DEEP + "]" * DEEP,
+    "deep-object": '{"a":' * DEEP + "1" + "}" * DEEP,
+    "deep-mixed": '[{"a":' * (DEEP // 2) + "[]" + "}]" * (DEEP // 2),
+    "deep-spaced": "[ " * DEEP + '"x" , 1e5, null' + " ]" * DEEP,
+    "huge-int": HUGE,
+    "huge-negative-int": "-" + HUGE,
+    "nested-huge-int": f'[{{"n":{HUGE}}}]',
+}
+
+
+@pytest.mark.parametrize("value", _DEEP_VALUES.values(), ids=_DEEP_VALUES.keys())
+def test_unknown_member_of_any_depth_or_size_is_ignored(value: str) -> None:
+    """Valid JSON nested thousands deep or an integer over 4,300 digits, in an unknown
+    member, is ignored like any other unknown member."""
+    line = _with(b'{"message":"RequestSubscribe","ref":3}', f'"extension":{value}')
+    assert len(line) <= MAX_LINE_LENGTH
+    assert decode(line, CLIENT_TO_SCS) == RequestSubscribe(ref=3)
+
+
+@settings(deadline=None)
+@given(any_message, st.sampled_from(sorted(_DEEP_VALUES)))
+def test_any_message_survives_a_deep_or_huge_unknown_member(message: Message, kind: str) -> None:
+    """Every message decodes the same with a deep or huge unknown member before or after."""
+    value = _DEEP_VALUES[kind]
+    line = encode(message)
+    before = b'{"x":' + value.encode() + b"," + line[1:]
+    for extended in (_with(line, f'"x":{value}'), before):
+        assert decode(extended, ALL_DIRECTIONS) == message
+
+
+@pytest.mark.parametrize(
+    ("member", "ref", "text"),
+    [
+        pytest.param(
+            '"ref":' + HUGE,
+            None,
+            "RequestGetApplicationInfo: field 'ref' must be an integer of at most 4300 digits,"
+            " got 999",
+            id="huge-ref",
+        ),
+        pytest.param(
+            '"application":' + "[" * DEEP + "]" * DEEP,
+            4,
+            "RequestGetApplicationInfo: field 'application' must be a non-empty string, got [[[",
+            id="deep-application",
+        ),
+        pytest.param(
+            '"application":[' + HUGE + "]",
+            4,
+            "RequestGetApplicationInfo: field 'application' must be a non-empty string, got [\"999",
+            id="huge-int-in-a-list",
+        ),
+        pytest.param(
+            '"ref":' + '{"a":' * DEEP + "1" + "}" * DEEP,
+            None,
+            "RequestGetApplicationInfo: field 'ref' must be an integer, got {\"a\":{",
+            id="deep-ref",
+        ),
+        pytest.param(
+            '"message":' + "[" * DEEP + "]" * DEEP,
+            4,
+            'field "message" is missing or not a string',
+            id="deep-message",
+        ),
+    ],
+)
+def test_deep_or_huge_known_member_is_a_message_error(
+    member: str, ref: int | None, text: str
+) -> None:
+    """A deep or huge value in a member the message defines is invalid-field, with the
+    request's ref when that is valid, and a short error text."""
+    line = _with(b'{"message":"RequestGetApplicationInfo","ref":4,"application":"A"}', member)
+    with pytest.raises(MessageError) as caught:
+        decode(line, CLIENT_TO_SCS)
+    assert caught.value.code is ErrorCode.INVALID_FIELD
+    assert caught.value.ref == ref
+    assert caught.value.text.startswith(text)
+    assert len(caught.value.text) < 400
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(HUGE, "a finite number", id="huge-int"),
+        pytest.param("1" + "0" * 400, "a finite number", id="overflows-a-float"),
+        pytest.param("1e999", "a non-negative number", id="infinite-float"),
+    ],
+)
+def test_huge_seconds_are_a_message_error(value: str, expected: str) -> None:
+    """An integer too large for a float in ``heartbeat``, however long, is invalid-field."""
+    line = b'{"message":"EventApplicationRegistered","ref":1,"heartbeat":' + value.encode() + b"}"
+    with pytest.raises(MessageError) as caught:
+        decode(line, LCA_TO_APPLICATION)
+    assert caught.value.code is ErrorCode.INVALID_FIELD
+    assert caught.value.ref == 1
+    assert f"must be {expected}" in caught.value.text
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        pytest.param(b"[" * 30000, "unexpected end of line", id="unterminated"),
+        pytest.param(
+            b'{"message":"RequestSubscribe","ref":1,"x":' + b"[" * DEEP + b"]" * (DEEP - 1) + b"}",
+            "expecting ',' or a closing bracket",
+            id="mismatched",
+        ),
+        pytest.param(
+            b'{"x":' + b"[" * DEEP + b"]" * DEEP + b'},{"message":"RequestSubscribe","ref":1}',
+            "extra data",
+            id="extra-data",
+        ),
+        pytest.param(
+            b'{"x":' + b"[" * DEEP + b"NaN" + b"]" * DEEP + b"}", "NaN is not allowed", id="nan"
+        ),
+        pytest.param(
+            b'{"x":' + b"[" * DEEP + b'"\\x"' + b"]" * DEEP + b"}", r"Invalid \\escape", id="escape"
+        ),
+        pytest.param(b'{"x":' + b"[" * DEEP + b"01" + b"]" * DEEP + b"}", "expecting", id="01"),
+        pytest.param(b'{"x":' + b"[" * DEEP + b"[,]" + b"]" * DEEP + b"}", "value", id="comma"),
+        pytest.param(b'{"x":' + b"[" * DEEP + b"{1:2}" + b"]" * DEEP + b"}", "property", id="key"),
+        pytest.param(b'{"x":' + b"[" * DEEP + b'{"a"}' + b"]" * DEEP + b"}", "':'", id="colon"),
+        pytest.param(b'{"x":' + b"[" * DEEP + b"tru" + b"]" * DEEP + b"}", "value", id="word"),
+    ],
+)
+def test_deep_invalid_json_is_a_framing_error(line: bytes, text: str) -> None:
+    """A deep line that is not valid JSON is still invalid-json, naming the problem."""
+    with pytest.raises(FramingError) as caught:
+        decode(line, CLIENT_TO_SCS)
+    assert caught.value.code is ErrorCode.INVALID_JSON
+    assert caught.value.text.startswith("line is not valid JSON: ")
+    assert re.search(text, caught.value.text), caught.value.text
+
+
+def test_deep_array_is_json_but_not_an_object() -> None:
+    """A valid array nested thousands deep is answered as JSON but not an object."""
+    with pytest.raises(FramingError, match="line is JSON but not an object: list"):
+        decode(b"[" * DEEP + b"]" * DEEP, CLIENT_TO_SCS)
+
+
+# -- Fuzzing the codec -------------------------------------------------------------
+
+_FUZZ = settings(max_examples=300, deadline=None)
+_PIECES = {
+    **{p: p.encode() for p in ("{", "}", "[", "]", ":", ",", '"', "\\", " ", "0", "-", "1e9")},
+    **{p: p.encode() for p in ("true", "null", "NaN", '"message"', '"ref"', '"RequestSubscribe"')},
+    "\\xff": b"\xff",
+    "9*5000": b"9" * 5000,
+    "[*3000": b"[" * 3000,
+    "]*3000": b"]" * 3000,
+    '{"a":*1500': b'{"a":' * 1500,
+    "}*1500": b"}" * 1500,
+}
+"""Pieces of near-JSON lines, by a short name (so that Hypothesis shows names, not bytes)."""
+
+
+@_FUZZ
+@given(st.binary(max_size=200) | st.lists(st.sampled_from(sorted(_PIECES)), max_size=30))
+def test_decode_raises_only_protocol_errors(raw: bytes | list[str]) -> None:
+    """Whatever bytes arrive, decode returns a message or raises FramingError/MessageError."""
+    line = raw if isinstance(raw, bytes) else b"".join(_PIECES[name] for name in raw)
+    error: ProtocolError | None = None
+    try:
+        message = decode(line, ALL_DIRECTIONS)
+    except (FramingError, MessageError) as caught:
+        error = caught
+    if error is None:
+        assert decode(encode(message), ALL_DIRECTIONS) == message
+        return
+    assert error.text
+    reply = encode(EventError(code=error.code, text=error.text, ref=error.ref))
+    assert len(reply) <= MAX_LINE_LENGTH
+
+
+_extra_value = (
+    _json_value.map(json.dumps)
+    | st.tuples(st.just("deep"), st.integers(min_value=1, max_value=DEEP))
+    | st.tuples(st.just("digits"), st.integers(min_value=4301, max_value=6000))
+)
+"""JSON text, or ``(kind, size)`` of a deep array or a long integer (built by the test)."""
+
+
+def _extra_text(value: str | tuple[str, int]) -> str:
+    if isinstance(value, str):
+        return value
+    kind, size = value
+    return "[" * size + "]" * size if kind == "deep" else "7" * size
+
+
+WIRE_NAMES = {"message"} | {
+    f.metadata.get("wire", f.name) for cls in MESSAGE_CLASSES for f in dataclasses.fields(cls)
+}
+"""Every member name some message defines."""
+
+
+@_FUZZ
+@given(any_message, st.dictionaries(st.text(max_size=8), _extra_value, max_size=3))
+def test_round_trip_with_unknown_members(
+    message: Message, extra: dict[str, str | tuple[str, int]]
+) -> None:
+    """Any message with any unknown members added (deep, huge or plain) decodes unchanged."""
+    line = encode(message)
+    for key, value in extra.items():
+        if key not in WIRE_NAMES:
+            line = _with(line, f"{json.dumps(key)}:{_extra_text(value)}")
+    assert decode(line, ALL_DIRECTIONS) == message
+
+
+def _mutations(text: str) -> st.SearchStrategy[str]:
+    """``text`` with up to three characters inserted, replaced or deleted."""
+    alphabet = st.sampled_from(list('[]{}:,"\\ 0123456789-+.eEtrufalsnNI\t\n\x01'))
+
+    def mutate(edits: list[tuple[int, str, str]]) -> str:
+        result = text
+        for where, how, char in edits:
+            index = where % (len(result) + 1)
+            if how == "insert":
+                result = result[:index] + char + result[index:]
+            elif how == "replace":
+                result = result[:index] + char + result[index + 1 :]
+            else:
+                result = result[:index] + result[index + 1 :]
+        return result
+
+    edit = st.tuples(
+        st.integers(0, 10_000), st.sampled_from(["insert", "replace", "delete"]), alphabet
+    )
+    return st.lists(edit, max_size=3).map(mutate)
+
+
+_nested_json_text = (
+    st.recursive(
+        _json_value,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=8,
+    )
+    .map(json.dumps)
+    .flatmap(_mutations)
+)
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests: 0 for a scalar, 1 for a flat list or object."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@_FUZZ
+@given(_nested_json_text)
+def test_linear_scanner_agrees_with_json(text: str) -> None:
+    """The scanner used for lines too deep for the C parser accepts exactly what json
+    accepts, and finds each top-level member's text where json finds its value."""
+    try:
+        expected = json.loads(text, parse_constant=codec._reject_constant)
+    except ValueError:
+        expected = ValueError
+    try:
+        members = codec._scan_structure(text)
+    except codec._NotJsonError:
+        assert expected is ValueError, text
+        return
+    assert expected is not ValueError, text
+    if isinstance(expected, dict):
+        assert members is not None
+        found = {key: json.loads(text[start:end]) for key, start, end, _ in members}
+        assert found == expected
+        depths = {key: depth for key, _, _, depth in members}
+        assert depths == {key: _depth(value) for key, value in expected.items()}
+    else:
+        assert members is None
 
 
 # -- The schema ----------------------------------------------------------------

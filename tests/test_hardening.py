@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
+import yaml
+from twisted.internet.testing import StringTransport
 
+from lca_common import yamlsource
 from lca_common.protocol.codec import FramingError, decode
-from lca_common.protocol.messages import APPLICATION_TO_LCA, ApplicationStatus, ErrorCode
+from lca_common.protocol.framing import JsonLinesProtocol
+from lca_common.protocol.messages import (
+    APPLICATION_TO_LCA,
+    CLIENT_TO_SCS,
+    SCS_TO_CLIENT,
+    ApplicationStatus,
+    ErrorCode,
+    EventError,
+    Message,
+    RequestSubscribe,
+)
 from lca_common.yamlsource import ConfigError, parse_yaml
 from lca_emulator.cli.run import load_all
 from lca_emulator.scs.ha import HaPairMachine, InputKind, MemberView, PairInput, Refusal
 from sipserver_stub.options import parse_tserver_options
 from sipserver_stub.sip_port import SipPortProbe
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def test_probe_frees_the_port_at_once() -> None:
@@ -38,10 +58,50 @@ def test_probe_reports_a_taken_port() -> None:
 
 
 def test_deeply_nested_json_is_a_framing_error() -> None:
-    """A line nested deeper than the parser goes is answered as invalid JSON, not a crash."""
+    """30,000 unclosed brackets are answered as invalid JSON, not a crash."""
     with pytest.raises(FramingError) as caught:
         decode(b"[" * 30000, APPLICATION_TO_LCA)
     assert caught.value.code is ErrorCode.INVALID_JSON
+
+
+def _scs_connection() -> tuple[JsonLinesProtocol, StringTransport, list[Message]]:
+    received: list[Message] = []
+    controller = Mock(message_received=received.append)
+    protocol = JsonLinesProtocol(controller, CLIENT_TO_SCS, answer_errors=True)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport, received
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"[" * 20000 + b"]" * 20000, b"9" * 20000, b'{"a":' * 10000 + b"0" + b"}" * 10000],
+    ids=["deep-array", "huge-int", "deep-object"],
+)
+def test_deep_or_huge_unknown_member_keeps_the_connection(value: bytes) -> None:
+    """Valid JSON nested 20,000 deep or a 20,000-digit integer in an unknown member is
+    ignored: the message is forwarded, nothing is answered, the connection stays open."""
+    protocol, transport, received = _scs_connection()
+    protocol.dataReceived(b'{"message":"RequestSubscribe","ref":1,"future":' + value + b"}\n")
+    assert received == [RequestSubscribe(ref=1)]
+    assert transport.value() == b""
+    assert not transport.disconnecting
+
+
+def test_deep_known_member_is_answered_and_the_connection_stays_open() -> None:
+    """A known member holding a 20,000-deep value is invalid-field with the ref; the
+    connection stays open and the next line is forwarded."""
+    protocol, transport, received = _scs_connection()
+    deep = b"[" * 20000 + b"]" * 20000
+    protocol.dataReceived(b'{"message":"RequestGetApplicationInfo","ref":7,"application":')
+    protocol.dataReceived(deep + b'}\n{"message":"RequestSubscribe","ref":8}\n')
+    (reply,) = transport.value().splitlines()
+    error = decode(reply, SCS_TO_CLIENT)
+    assert isinstance(error, EventError)
+    assert (error.code, error.ref) == (ErrorCode.INVALID_FIELD, 7)
+    assert "'application' must be a non-empty string, got [[[" in error.text
+    assert not transport.disconnecting
+    assert received == [RequestSubscribe(ref=8)]
 
 
 @pytest.mark.parametrize(
@@ -51,7 +111,8 @@ def test_deeply_nested_json_is_a_framing_error() -> None:
         ("duration: !!float abc\n", "duration: invalid value"),
         ("duration: 1" + "0" * 400 + "\n", "duration: expected a number"),
         ("a: " + "[" * 3000 + "\n", "invalid YAML: nested too deeply"),
-        ('application: "\\ud800"\n', "application: expected valid Unicode text"),
+        # PyYAML reads the escape and the check refuses it; libyaml refuses the escape
+        ('application: "\\ud800"\n', "expected valid Unicode text|invalid Unicode character"),
     ],
     ids=["int-tag", "float-tag", "huge-int", "deep", "surrogate"],
 )
@@ -60,10 +121,10 @@ def test_bad_yaml_values_are_config_errors(tmp_path: Path, text: str, problem: s
     path = tmp_path / "scenario_bad.yaml"
     path.write_text("name: x\n" + text if "application" not in text else text)
     if "application" in text:
-        node = parse_yaml(text, str(path))
         with pytest.raises(ConfigError) as caught:
-            node.mapping().get_str("application")
-        assert problem in str(caught.value)
+            parse_yaml(text, str(path)).mapping().get_str("application")
+        assert re.search(problem, str(caught.value))
+        assert caught.value.line == 1
         return
     _, problems = load_all([str(path)])
     assert [problem in str(p) for p in problems] == [True]
@@ -125,3 +186,43 @@ def test_stubs_reach_the_lca_whatever_its_endpoint(kind: str, tmp_path: Path) ->
         clientFromString(reactor, endpoint)  # a valid client endpoint string
     finally:
         port.stopListening()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["lca-emulator", "run", "{fifo}"],
+        ["lca-emulator", "serve", "--config", "{fifo}", "--lca", "tcp:0", "--scs", "tcp:0"],
+        ["sipserver-stub", "{fifo}"],
+    ],
+    ids=["run", "serve", "sipserver-stub"],
+)
+def test_fifo_as_input_exits_2_at_once(command: list[str], tmp_path: Path) -> None:
+    """A FIFO given as a file is refused with exit 2, not read (which would hang)."""
+    fifo = tmp_path / "scenario_pipe.yaml"
+    os.mkfifo(fifo)
+    argv = [str(Path(sys.executable).parent / command[0])]
+    argv += [arg.format(fifo=fifo) for arg in command[1:]]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"{fifo}: cannot read the file: it is a FIFO (named pipe)" in result.stderr
+
+
+def test_run_parses_each_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the reference suite composes each YAML file once, though discovery, the
+    scenarios and the stub fixtures they share all read them."""
+    monkeypatch.setattr(yamlsource, "_parsed", yamlsource._ParsedFiles())
+    composed: list[bytes] = []
+    real = yaml.compose
+
+    def counting(stream: bytes, Loader: Any) -> Any:
+        composed.append(stream)
+        return real(stream, Loader=Loader)
+
+    monkeypatch.setattr(yaml, "compose", counting)
+    scenarios, problems = load_all([str(FIXTURES)])
+    files = sorted(FIXTURES.rglob("*.yaml"))
+    assert problems == []
+    assert len(scenarios) < len(files)
+    assert len(composed) == len(files)

@@ -51,6 +51,52 @@ def test_importing_the_stub_loads_no_emulator_module() -> None:
     assert loaded == []
 
 
+def loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    script = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(result.stdout.splitlines()[-1].split())
+
+
+def test_stub_help_loads_neither_twisted_nor_yaml() -> None:
+    """``sipserver-stub --help`` answers from argparse alone: no Twisted, YAML or protocol."""
+    loaded = loaded_after(
+        "import contextlib, io\n"
+        "from sipserver_stub.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])"
+    )
+    assert "sipserver_stub.cli" in loaded
+    heavy = ("twisted", "yaml", "automat", "lca_common.protocol", "lca_common.yamlsource")
+    assert not {m for m in loaded if m.startswith((*heavy, "importlib.metadata"))}
+
+
+@pytest.mark.parametrize("module", ["sipserver_stub.cli", "lca_emulator.cli"])
+def test_version_is_looked_up_only_when_asked(
+    module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--version`` prints the command and the installed version on stdout, and exits 0;
+    building the parser (at every start) does not look it up."""
+    from importlib import metadata
+
+    parser = importlib.import_module(module).parser()
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--version"])
+    assert exited.value.code in (0, None)
+    assert capsys.readouterr().out == f"{parser.prog} {metadata.version('lca-emulator')}\n"
+    loaded = loaded_after(f"import {module}\n{module}.parser()")
+    assert not {m for m in loaded if m.startswith("importlib.metadata")}
+
+
+def test_the_leaf_loads_nothing_for_its_rare_paths() -> None:
+    """Speaking the protocol and reading YAML load neither importlib.resources (the schema)
+    nor difflib (suggestions in errors): a stub start uses neither."""
+    loaded = loaded_after("import lca_common.protocol.framing, lca_common.yamlsource")
+    assert not {m for m in loaded if m.startswith(("importlib.resources", "difflib"))}
+
+
 @pytest.mark.parametrize("path", sources("sipserver_stub"), ids=relative)
 def test_stub_imports_only_the_leaf(path: Path) -> None:
     """No stub module imports the emulator."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import enum
+import os
 import pickle
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
+from lca_common import yamlsource
 from lca_common.yamlsource import (
+    MAX_ALIAS_NODES,
+    MAX_FILE_SIZE,
     ConfigError,
     MappingNode,
     Node,
@@ -18,6 +23,20 @@ from lca_common.yamlsource import (
     parse_yaml,
     suggestion,
 )
+
+LOADERS = {"pyyaml": yaml.SafeLoader, "libyaml": getattr(yaml, "CSafeLoader", None)}
+
+
+@pytest.fixture(autouse=True, params=sorted(LOADERS))
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with PyYAML's own loader and with libyaml's, from an empty
+    cache of parsed files."""
+    chosen = LOADERS[request.param]
+    if chosen is None:
+        pytest.skip("PyYAML was built without libyaml")
+    monkeypatch.setattr(yamlsource, "_LOADER", chosen)
+    monkeypatch.setattr(yamlsource, "_parsed", yamlsource._ParsedFiles())
+    return str(request.param)
 
 
 class Colour(enum.StrEnum):
@@ -206,6 +225,175 @@ def test_tagged_mapping_is_not_a_plain_mapping() -> None:
         root.get_mapping("things")
 
 
+# -- every YAML error has its line -------------------------------------------------
+
+
+def _lol(levels: int, width: int = 10) -> str:
+    """A "billion laughs": each level a list of ``width`` aliases of the level before."""
+    lines = ["l0: &l0 [" + ", ".join(["x"] * width) + "]"]
+    for level in range(1, levels + 1):
+        items = ", ".join([f"*l{level - 1}"] * width)
+        lines.append(f"l{level}: &l{level} [{items}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key_path", "problem"),
+    [
+        pytest.param("a: 1\nb: x\x00y\n", 2, "", "character #x0000 is not allowed", id="nul"),
+        pytest.param("a: é\nb: é\x07\n", 2, "", "character #x0007 is not allowed", id="bel"),
+        pytest.param("a: 1\nb: \ud800\n", 2, "", "lone surrogate", id="surrogate"),
+        pytest.param("a: 1\nb: " + "[" * 1200 + "\n", 2, "", "nested too deeply", id="deep"),
+        pytest.param("a: 1\nb: *x\n", 2, "", "undefined alias", id="undefined-alias"),
+        pytest.param("a: 1\nb: &b [1, *b]\n", 2, "b[1]", "inside the node it names", id="cycle"),
+        pytest.param("a: 1\nb: &b {c: *b}\n", 2, "b.c", "inside the node it names", id="cycle-map"),
+        pytest.param(_lol(9), 4, "l3[7]", "too many nodes", id="billion-laughs"),
+        pytest.param(
+            "base: &b {x: 1, y: [1, 2]}\nuse:\n  - one: *b\n" + "  - more: *b\n" * 3000,
+            1431,
+            "use[1428].more",
+            f"YAML aliases repeat more than {MAX_ALIAS_NODES} nodes",
+            id="many-aliases",
+        ),
+    ],
+)
+def test_every_yaml_error_has_a_line(text: str, line: int, key_path: str, problem: str) -> None:
+    """Control characters, deep nesting, bad aliases and alias bombs are errors at a line
+    (and key path, for aliases), with either loader."""
+    with pytest.raises(ConfigError) as excinfo:
+        parse_yaml(text, "doc.yaml")
+    assert (excinfo.value.file, excinfo.value.line, excinfo.value.key_path) == (
+        "doc.yaml",
+        line,
+        key_path,
+    )
+    assert problem in excinfo.value.problem
+
+
+def test_alias_budget_is_exact() -> None:
+    """Aliases may repeat MAX_ALIAS_NODES nodes in all; one node more is refused."""
+    anchor = "a: &a [" + ", ".join(["0"] * 99) + "]\n"  # 100 nodes
+    uses = MAX_ALIAS_NODES // 100
+    root = parse_yaml(anchor + f"b: [{', '.join(['*a'] * uses)}]\n").mapping()
+    assert len(root["b"].as_list()) == uses
+    with pytest.raises(ConfigError, match="too many nodes") as excinfo:
+        parse_yaml(anchor + f"b: [{', '.join(['*a'] * uses)}]\nc: *a\n")
+    assert (excinfo.value.line, excinfo.value.key_path) == (3, "c")
+
+
+def test_non_utf8_byte_is_reported_at_its_line(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 is reported at its line."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"a: 1\nb: 2\napplication: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text") as excinfo:
+        load_yaml(path)
+    assert excinfo.value.line == 3
+
+
+# -- which files are read ----------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO is refused at once (opening it to read would wait for a writer)."""
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    with pytest.raises(ConfigError) as excinfo:
+        load_yaml(path)
+    assert str(excinfo.value) == (
+        f"{path}: cannot read the file: it is a FIFO (named pipe); only regular files are read"
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_endless_device_is_refused() -> None:
+    """/dev/zero is refused as a device, not read until memory runs out."""
+    with pytest.raises(ConfigError, match="it is a character device") as excinfo:
+        load_yaml("/dev/zero")
+    assert (excinfo.value.file, excinfo.value.line) == ("/dev/zero", None)
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    """A directory is not a file to read."""
+    with pytest.raises(ConfigError, match="it is a directory"):
+        load_yaml(tmp_path)
+
+
+def test_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    """A file over MAX_FILE_SIZE (1 MiB) is refused; one of exactly that size is read."""
+    assert MAX_FILE_SIZE == 1024 * 1024
+    path = tmp_path / "big.yaml"
+    head = b"a: 1\n#"
+    path.write_bytes(head + b"x" * (MAX_FILE_SIZE - len(head)))
+    assert load_yaml(path).mapping().get_int("a") == 1
+    path.write_bytes(head + b"x" * (MAX_FILE_SIZE - len(head) + 1))
+    with pytest.raises(ConfigError) as excinfo:
+        load_yaml(path)
+    assert str(excinfo.value) == f"{path}: file is larger than 1048576 bytes (1 MiB), the limit"
+
+
+# -- each file parsed once -----------------------------------------------------------
+
+
+def _count_composes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    composed: list[object] = []
+    real = yaml.compose
+
+    def counting(stream: object, Loader: object) -> object:
+        composed.append(stream)
+        return real(stream, Loader=Loader)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yaml, "compose", counting)
+    return composed
+
+
+def test_a_file_is_parsed_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a file again parses nothing; a changed file is parsed again, never stale."""
+    composed = _count_composes(monkeypatch)
+    path = write(tmp_path, "a: 1\n")
+    assert load_yaml(path).mapping().get_int("a") == 1
+    assert load_yaml(path).mapping().get_int("a") == 1
+    assert len(composed) == 1
+    path.write_text("a: 2\n")  # same size, maybe the same mtime: the content decides
+    assert load_yaml(path).mapping().get_int("a") == 2
+    assert len(composed) == 2
+
+
+def test_an_error_is_found_once_and_raised_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that does not parse is parsed once; each later read raises the same error."""
+    composed = _count_composes(monkeypatch)
+    path = write(tmp_path, "a: [1\n")
+    errors = []
+    for _ in range(2):
+        with pytest.raises(ConfigError) as excinfo:
+            load_yaml(path)
+        errors.append(str(excinfo.value))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"{path}:2: invalid YAML")
+    assert len(composed) == 1
+
+
+def test_same_content_by_two_paths_is_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file reached by two paths (``a/../b``) is parsed once; each error names the path
+    it was read by."""
+    composed = _count_composes(monkeypatch)
+    (tmp_path / "sub").mkdir()
+    path = write(tmp_path, "a: 1\nb: [\n")
+    detour = tmp_path / "sub" / ".." / path.name
+    messages = []
+    for name in (path, detour):
+        with pytest.raises(ConfigError) as excinfo:
+            load_yaml(name)
+        messages.append(str(excinfo.value))
+    assert messages[0].startswith(f"{path}:3: invalid YAML")
+    assert messages[1].startswith(f"{detour}:3: invalid YAML")
+    assert len(composed) == 1
+
+
 # -- mappings -------------------------------------------------------------------
 
 
@@ -282,7 +470,8 @@ def test_non_string_keys_are_refused() -> None:
 
 
 def test_merge_keys_are_refused_but_aliases_work() -> None:
-    """``<<`` merges are refused with a clear error; plain anchors and aliases work."""
+    """``<<`` merges are refused with a clear error; plain anchors and aliases work
+    (within MAX_ALIAS_NODES)."""
     with pytest.raises(ConfigError, match=r"merge keys \(<<\) are not supported") as excinfo:
         parse("base: &b {x: 1}\nother:\n  <<: *b\n").mapping()["other"].mapping()
     assert excinfo.value.line == 3

@@ -5,7 +5,6 @@ Its JSON Schema ships beside it: :func:`json_schema`.
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from lca_common.protocol.codec import (
@@ -83,6 +82,8 @@ __all__ = [
 @cache
 def json_schema() -> dict[str, Any]:
     """The protocol's JSON Schema (2020-12), as shipped in this package."""
+    from importlib import resources  # not needed to speak the protocol: loaded on demand
+
     text = resources.files(__name__).joinpath("protocol.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
