@@ -69,8 +69,10 @@ def _run(scenario: Scenario) -> ScenarioResult:
 def _check_journal(journal: tuple[JournalEntry, ...]) -> None:
     up = {A: False, B: False}
     mode = {A: ExecutionMode.UNKNOWN, B: ExecutionMode.UNKNOWN}
-    split_times = {e.time for e in journal if e.event is JournalEvent.SPLIT_BRAIN}
+    split = False  # a split brain journaled and not yet recovered
     for index, entry in enumerate(journal):
+        if entry.event is JournalEvent.SPLIT_BRAIN:
+            split = "recovered" not in entry.detail
         if entry.application in up:
             if entry.event in UP:
                 up[entry.application] = True
@@ -79,7 +81,7 @@ def _check_journal(journal: tuple[JournalEntry, ...]) -> None:
             mode[entry.application] = entry.mode
         last_of_instant = index + 1 == len(journal) or journal[index + 1].time != entry.time
         if last_of_instant and all(up[n] and mode[n] is ExecutionMode.PRIMARY for n in up):
-            assert entry.time in split_times, f"two PRIMARY members at t={entry.time}"
+            assert split, f"two PRIMARY members at t={entry.time} and no split brain journaled"
         if entry.event is JournalEvent.SWITCHOVER:
             old = A if entry.application == B else B
             later = [e for e in journal[index:] if e.time == entry.time]
@@ -141,7 +143,10 @@ def test_the_check_catches_two_primaries_without_a_split_brain_entry() -> None:
     )
     with pytest.raises(AssertionError, match="two PRIMARY members at t=0"):
         _check_journal(journal)
-    _check_journal((*journal, _entry(0, B, JournalEvent.SPLIT_BRAIN, P)))
+    _check_journal((*journal, _entry(0, B, JournalEvent.SPLIT_BRAIN, P, "both are PRIMARY")))
+    recovered = _entry(1, B, JournalEvent.SPLIT_BRAIN, P, "recovered from split brain")
+    with pytest.raises(AssertionError, match="two PRIMARY members at t=1"):
+        _check_journal((*journal, _entry(0, B, JournalEvent.SPLIT_BRAIN, P), recovered))
 
 
 def test_the_check_catches_a_promotion_before_the_demotion() -> None:
