@@ -86,6 +86,13 @@ class ComponentPlan:
             raise ValueError(f"after must be >= 0, got {self.after}")
 
 
+class SuspendReply(enum.StrEnum):
+    """What the stub does when asked to stop gracefully (``EventSuspendApplication``)."""
+
+    SUSPEND = "suspend"
+    IGNORE = "ignore"
+
+
 class SipPortState(enum.StrEnum):
     """Whether the stub's SIP port is already taken when it starts."""
 
@@ -107,6 +114,7 @@ FIXTURE_KEYS: Final = frozenset(
         "components",
         "sip-port-state",
         "auto-restart",
+        "on-suspend",
     }
 )
 """The keys of a fixture mapping."""
@@ -153,6 +161,9 @@ class StubFixture:
     source: str = ""
     auto_restart: bool = False
     """For the LCA that starts it (restart it when it exits unasked); the stub ignores it."""
+    suspends: bool = True
+    """``on-suspend: suspend`` (default): a graceful stop reports SUSPENDING, then exits;
+    ``ignore``: it does not answer, to rehearse the suspending-wait-timeout."""
 
     def __post_init__(self) -> None:
         if self.mode not in STARTING_MODES:
@@ -193,6 +204,8 @@ class StubFixture:
         document["sip-port-state"] = self.sip_port_state.value
         if self.auto_restart:
             document["auto-restart"] = True
+        if not self.suspends:
+            document["on-suspend"] = "ignore"
         return document
 
 
@@ -227,6 +240,8 @@ def fixture_from_fields(fields: MappingNode, *, source: str | None = None) -> St
         sip_port_state=fields.get_enum("sip-port-state", SipPortState, SipPortState.FREE),
         source=fields.file if source is None else source,
         auto_restart=fields.get_bool("auto-restart", False),
+        suspends=fields.get_enum("on-suspend", SuspendReply, SuspendReply.SUSPEND)
+        is SuspendReply.SUSPEND,
     )
 
 

@@ -24,6 +24,7 @@ from lca_common.protocol.messages import (
     EventApplicationRegistered,
     EventChangeExecutionMode,
     EventError,
+    EventSuspendApplication,
     ExecutionMode,
     Message,
     RequestHeartbeat,
@@ -56,12 +57,14 @@ class LcaLink:
         host: str | None = None,
         pid: int | None = None,
         on_mode: ModeHandler,
+        on_suspend: Callable[[], None] = lambda: None,
     ) -> None:
         self.clock = clock
         self.application = application
         self.host = host
         self.pid = pid
         self.on_mode = on_mode
+        self.on_suspend = on_suspend
         self.status = ApplicationStatus.INITIALIZING
         self.mode = ExecutionMode.UNKNOWN
         self.session: LcaSession | None = None
@@ -151,6 +154,8 @@ class LcaSession:
             assert self.sender is not None
             self.sender.send(ResponseExecutionModeChanged(ref=message.ref, mode=message.mode))
             self.link.on_mode(message.mode)
+        elif isinstance(message, EventSuspendApplication):
+            self.link.on_suspend()
         elif isinstance(message, EventError):
             log.warn("LCA refused a message: {code}: {text}", code=message.code, text=message.text)
 

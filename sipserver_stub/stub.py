@@ -51,6 +51,7 @@ class SipServerStub:
             host=fixture.host,
             pid=pid,
             on_mode=self._mode_changed,
+            on_suspend=self._suspend,
         )
 
     # -- lifecycle -----------------------------------------------------------------
@@ -156,6 +157,15 @@ class SipServerStub:
             self._check.abandon()
 
     # -- mode changes ----------------------------------------------------------------
+
+    def _suspend(self) -> None:
+        """A graceful stop: report SUSPENDING, then exit (or, as the fixture may script a
+        server that cannot, ignore it)."""
+        if not self.fixture.suspends:
+            log.info("{app}: asked to suspend; ignoring it", app=self.fixture.application)
+            return
+        self._report(ApplicationStatus.SUSPENDING, "asked to stop gracefully")
+        self.stop()
 
     def _mode_changed(self, mode: ExecutionMode) -> None:
         if mode is ExecutionMode.EXITING:

@@ -83,6 +83,8 @@ def _field_strategy(hint: Any) -> st.SearchStrategy[Any]:
         return _seconds
     if hint is str:
         return _text
+    if hint is bool:
+        return st.booleans()
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return st.sampled_from(list(hint))
     raise AssertionError(f"no strategy for {hint!r}")

@@ -136,6 +136,7 @@ PUBLIC_NAMES = {
         "EventChangeExecutionMode",
         "EventError",
         "EventOk",
+        "EventSuspendApplication",
         "EventSwitchover",
         "EventSwitchoverRefused",
         "ExecutionMode",

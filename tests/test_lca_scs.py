@@ -826,6 +826,27 @@ async def test_mode_is_recorded_when_acknowledged(reactor: Any) -> None:
 
 
 @reactor_test
+async def test_acknowledgement_without_ref_answers_the_latest_request(reactor: Any) -> None:
+    """As vendor SDK samples do, a ResponseExecutionModeChanged without ref is accepted:
+    it answers the latest EventChangeExecutionMode (no EventError)."""
+    async with bench(reactor) as b:
+        a = ScriptedApplication(
+            reactor, b.site.lca_port, A, network=b.site.network, acknowledge=False
+        )
+        b.peers.append(a)
+        await a.connect()
+        await a.register()
+        await b.settle()
+        assert a.modes_requested() == [PRIMARY]
+        a.send(ResponseExecutionModeChanged(mode=PRIMARY))
+        await b.settle()
+        assert b.record(A).mode is PRIMARY
+        assert a.of_type(EventError) == []
+        (entry,) = b.journal(A, JournalEvent.MODE)
+        assert entry.detail == "acknowledged PRIMARY"
+
+
+@reactor_test
 async def test_heartbeat_silence_and_recovery(reactor: Any) -> None:
     """A silent application is UNKNOWN at the heartbeat deadline; its next message
     restores the status it last reported."""

@@ -659,8 +659,9 @@ def test_every_expectation_kind(
         (
             "{application: SIPS_A, status: RUNING, within: 5}",
             "expect[0].status",
-            "expected one of UNKNOWN, STOPPED, START_PENDING, INITIALIZING, RUNNING, "
-            "SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, got 'RUNING'; "
+            "expected one of UNKNOWN, STOPPED, START_PENDING, START_TRANSITION, INITIALIZING, "
+            "RUNNING, SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, STOP_TRANSITION, "
+            "got 'RUNING'; "
             "did you mean 'RUNNING'?",
         ),
         (
@@ -671,8 +672,9 @@ def test_every_expectation_kind(
         (
             "{application: SIPS_A, never: DEAD}",
             "expect[0].never",
-            "expected one of UNKNOWN, STOPPED, START_PENDING, INITIALIZING, RUNNING, "
-            "SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, PRIMARY, BACKUP, "
+            "expected one of UNKNOWN, STOPPED, START_PENDING, START_TRANSITION, INITIALIZING, "
+            "RUNNING, SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, STOP_TRANSITION, "
+            "PRIMARY, BACKUP, "
             "EXITING, registered, disconnected, exited, killed, start-failed, hung, recovered, "
             "switchover, switchover-refused, restarted, suspended, split-brain, got 'DEAD'",
         ),

@@ -415,8 +415,8 @@ BAD_INPUTS = {
         "invalid-field",
         False,
         text="RequestUpdateStatus: field 'status' must be one of UNKNOWN, STOPPED, "
-        "START_PENDING, INITIALIZING, RUNNING, SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, "
-        'STOP_PENDING, got "READY"',
+        "START_PENDING, START_TRANSITION, INITIALIZING, RUNNING, SERVICE_UNAVAILABLE, "
+        'SUSPENDING, SUSPENDED, STOP_PENDING, STOP_TRANSITION, got "READY"',
     ),
     "lca-no-message-member": BadInput("lca", b'{"ref":5}\n', "invalid-field", False, ref=5),
     "lca-out-of-order": BadInput(

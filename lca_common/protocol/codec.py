@@ -467,6 +467,8 @@ def _converter(kind: object, wire: str) -> _Converter:
         return _to_seconds
     if kind is str:
         return _to_text
+    if kind is bool:
+        return _to_bool
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return _enum_converter(kind)
     raise AssertionError(f"no conversion for {kind!r}")  # pragma: no cover
@@ -506,6 +508,12 @@ def _to_seconds(name: str, wire: str, value: object, ref: int | None) -> object:
     if not math.isfinite(number) or number < 0:
         raise _wrong(name, wire, "a non-negative number", value, ref)
     return number
+
+
+def _to_bool(name: str, wire: str, value: object, ref: int | None) -> object:
+    if not isinstance(value, bool):
+        raise _wrong(name, wire, "true or false", value, ref)
+    return value
 
 
 def _to_text(name: str, wire: str, value: object, ref: int | None) -> object:

@@ -17,12 +17,14 @@ class ApplicationStatus(enum.StrEnum):
     UNKNOWN = "UNKNOWN"
     STOPPED = "STOPPED"
     START_PENDING = "START_PENDING"
+    START_TRANSITION = "START_TRANSITION"
     INITIALIZING = "INITIALIZING"
     RUNNING = "RUNNING"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     SUSPENDING = "SUSPENDING"
     SUSPENDED = "SUSPENDED"
     STOP_PENDING = "STOP_PENDING"
+    STOP_TRANSITION = "STOP_TRANSITION"
 
 
 class ExecutionMode(enum.StrEnum):
@@ -96,6 +98,11 @@ class RequestUpdateStatus(Message):
     MESSAGE: ClassVar[str] = "RequestUpdateStatus"
     status: ApplicationStatus
     mode: ExecutionMode
+    pid: int | None = None
+    """Its process id, as the vendor SDK's ProcessId (optional)."""
+    control_object_id: int | None = field(default=None, metadata={"wire": "control-object-id"})
+    """Its configuration object id, as the vendor SDK's ControlObjectId (optional; kept
+    in the journal detail, not otherwise used)."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +116,21 @@ class EventChangeExecutionMode(Message):
 
 @dataclass(frozen=True)
 class ResponseExecutionModeChanged(Message):
-    """An application acknowledges an ``EventChangeExecutionMode``."""
+    """An application acknowledges an ``EventChangeExecutionMode``; without ``ref`` it
+    answers the latest one (vendor SDK samples send it so)."""
 
     MESSAGE: ClassVar[str] = "ResponseExecutionModeChanged"
-    ref: int
     mode: ExecutionMode
+    ref: int | None = None
+
+
+@dataclass(frozen=True)
+class EventSuspendApplication(Message):
+    """The LCA asks an application to stop gracefully: it reports SUSPENDING, then
+    exits, within its ``[sml] suspending-wait-timeout`` (vendor SDK name)."""
+
+    MESSAGE: ClassVar[str] = "EventSuspendApplication"
+    ref: int
 
 
 @dataclass(frozen=True)
@@ -183,6 +200,9 @@ class RequestStopApplication(Message):
     MESSAGE: ClassVar[str] = "RequestStopApplication"
     ref: int
     application: str
+    graceful: bool | None = None
+    """``true``: stop with ``EventSuspendApplication`` (SUSPENDING, or killed after the
+    application's suspending-wait-timeout) instead of ``EXITING``."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +264,7 @@ APPLICATION_TO_LCA: tuple[type[Message], ...] = (
 LCA_TO_APPLICATION: tuple[type[Message], ...] = (
     EventApplicationRegistered,
     EventChangeExecutionMode,
+    EventSuspendApplication,
     EventError,
 )
 CLIENT_TO_SCS: tuple[type[Message], ...] = (

@@ -243,13 +243,15 @@ _EVENT_ACTIONS: Final = tuple(action.value for action in EventAction)
 
 
 def _event(node: Node, duration: float, names: list[str]) -> ScenarioEvent:
-    fields = node.mapping(["at", *_EVENT_ACTIONS], required=["at"])
+    fields = node.mapping(["at", "graceful", *_EVENT_ACTIONS], required=["at"])
     action = EventAction(_exactly_one(fields, _EVENT_ACTIONS, "an event"))
     at = _time(fields, "at", duration)
+    graceful = fields.get_bool("graceful", False)
+    if "graceful" in fields and action is not EventAction.STOP:
+        raise fields.require("graceful").error("'graceful' goes with a stop event only")
     if action is not EventAction.SET_OPTION:
-        return ScenarioEvent(
-            at, action, _known_application(fields, action.value, names), line=fields.line
-        )
+        name = _known_application(fields, action.value, names)
+        return ScenarioEvent(at, action, name, line=fields.line, graceful=graceful)
     change = fields.require(action.value).mapping(
         ["application", "section", "option", "value"],
         required=["application", "section", "option", "value"],

@@ -46,7 +46,8 @@ class EventAction(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ScenarioEvent:
-    """An action at ``at`` seconds; ``set-option`` also carries section, option and value."""
+    """An action at ``at`` seconds; ``set-option`` also carries section, option and value;
+    ``stop`` may be ``graceful`` (``EventSuspendApplication``)."""
 
     at: float
     action: EventAction
@@ -55,6 +56,7 @@ class ScenarioEvent:
     option: str | None = None
     value: str | None = None
     line: int = 0
+    graceful: bool = False
 
 
 class ExpectationKind(enum.StrEnum):

@@ -145,7 +145,7 @@ def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> Non
     name = event.application
     try:
         if event.action is EventAction.STOP:
-            _report_failure(control.stop(name), error, event)
+            _report_failure(control.stop(name, graceful=event.graceful), error, event)
         elif event.action is EventAction.KILL:
             _report_failure(control.kill(name), error, event)
         elif event.action is EventAction.START:

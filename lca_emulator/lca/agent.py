@@ -25,6 +25,7 @@ from lca_common.protocol.messages import (
     EventApplicationRegistered,
     EventChangeExecutionMode,
     EventError,
+    EventSuspendApplication,
     ExecutionMode,
     Message,
     RequestHeartbeat,
@@ -134,6 +135,14 @@ class LocalControlAgent:
         session.request_mode(mode)
         return True
 
+    def suspend(self, application: str) -> bool:
+        """Send ``EventSuspendApplication``; False when the application is not connected."""
+        session = self._sessions.get(application)
+        if session is None:
+            return False
+        session.request_suspend()
+        return True
+
     def connected(self, application: str) -> bool:
         """Whether ``application`` is registered on a live connection."""
         return application in self._sessions
@@ -190,6 +199,7 @@ class ApplicationSession:
         self._silence: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
         self.process_gone = False
+        self.suspend_asked = False
 
     # -- ConnectionController ----------------------------------------------------
 
@@ -239,6 +249,12 @@ class ApplicationSession:
             pass
 
     # -- requests from the LCA ---------------------------------------------------
+
+    def request_suspend(self) -> None:
+        """Ask the application to stop gracefully (``EventSuspendApplication``)."""
+        self.suspend_asked = True
+        assert self.sender is not None
+        self.sender.send(EventSuspendApplication(ref=self.lca.next_ref()))
 
     def request_mode(self, mode: ExecutionMode) -> None:
         """Ask the application to change mode (``EXITING``: stop gracefully)."""
@@ -312,15 +328,22 @@ class ApplicationSession:
             # change is acknowledged (so a restarted former primary never shows as a
             # second PRIMARY); the status counts now
             mode = record.mode
+        if message.pid is not None and message.pid != record.pid:
+            self.lca.registry.note(name, JournalEvent.STATUS, f"pid={message.pid}", pid=message.pid)
         if (record.status, record.mode) == (message.status, mode):
             return
         event = JournalEvent.STATUS if record.status != message.status else JournalEvent.MODE
         self.lca.registry.note(
             name, event, status=message.status, mode=mode, reported_status=message.status
         )
+        if message.status is ApplicationStatus.SUSPENDING and self.suspend_asked:
+            self.lca.registry.note(name, JournalEvent.SUSPENDED, "reached SUSPENDING in time")
 
     def _mode_changed(self, name: str, message: ResponseExecutionModeChanged) -> None:
-        requested = self._pending_modes.pop(message.ref, None)
+        ref = message.ref
+        if ref is None and self._pending_modes:
+            ref = max(self._pending_modes)  # no ref: it answers the latest request
+        requested = self._pending_modes.pop(ref, None) if ref is not None else None
         if requested is None:
             self._error(
                 ErrorCode.UNKNOWN_REF,

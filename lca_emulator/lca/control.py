@@ -155,14 +155,45 @@ class ApplicationControl:
             self._start_quietly(name)
         return exit
 
-    def stop(self, name: str) -> Deferred[ProcessExit | None]:
-        """Stop ``name`` gracefully (``EXITING``, then signals after the grace period).
+    def stop(self, name: str, *, graceful: bool = False) -> Deferred[ProcessExit | None]:
+        """Stop ``name``: ``EXITING``, then signals after the grace period; or, with
+        ``graceful``, ``EventSuspendApplication``: it must report SUSPENDING within its
+        ``[sml] suspending-wait-timeout`` or it is killed (vendor: *Management Layer
+        User's Guide*, graceful stop; ``[sml] suspending-wait-timeout``).
 
         A stop while a restart is under way cancels the restart's start.
         """
-        self._check(name)
+        spec = self._check(name)
         self._restarting.pop(name, None)
-        return self._stop(name)
+        if not graceful:
+            return self._stop(name)
+        app = self._running.get(name)
+        if app is None:
+            return succeed(None)
+        self._stopping.add(name)
+        self.registry.note(name, JournalEvent.STOP_REQUESTED, "graceful (suspend)")
+        wait = spec.sml()[0].suspending_wait_timeout
+        timer = self.registry.clock.callLater(wait, self._suspend_overdue, name, app, wait)
+        asked = app.stop(wait, lambda: self.lca.suspend(name))
+        d: Deferred[ProcessExit | None] = asked  # type: ignore[assignment]
+
+        def done(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return d.addBoth(done)
+
+    def _suspend_overdue(self, name: str, app: RunningApplication, wait: float) -> None:
+        """A graceful stop that did not reach SUSPENDING in time ends in a kill."""
+        record = self.registry.get(name)
+        suspending = (ApplicationStatus.SUSPENDING, ApplicationStatus.SUSPENDED)
+        if self._running.get(name) is not app or (record and record.status in suspending):
+            return
+        self.registry.note(
+            name, JournalEvent.KILLED, f"no SUSPENDING within suspending-wait-timeout {wait:g} s"
+        )
+        app.kill()
 
     def _stop(self, name: str) -> Deferred[ProcessExit | None]:
         app = self._running.get(name)

@@ -150,7 +150,7 @@ class ManagementSession:
             if isinstance(message, RequestStartApplication):
                 control.start(message.application)
             elif isinstance(message, RequestStopApplication):
-                control.stop(message.application)
+                control.stop(message.application, graceful=bool(message.graceful))
             else:
                 self._restart(message)
                 return
