@@ -49,8 +49,20 @@ class JournalEvent(enum.StrEnum):
     """A graceful stop reached SUSPENDING in time."""
     SPLIT_BRAIN = "split-brain"
     """Both members of a pair are up and PRIMARY."""
+    VIP_DISABLED = "vip-disabled"
+    """IP Address Takeover: the virtual IP is taken down on the old primary's host."""
+    VIP_ENABLED = "vip-enabled"
+    """IP Address Takeover: the virtual IP is brought up on the new primary's host."""
     FORGOTTEN = "forgotten"
     """A self-registered application was forgotten after its connection closed."""
+
+
+LOG_NOW_PRIMARY: Final = 5150
+LOG_NOW_BACKUP: Final = 5151
+LOG_SPLIT_BRAIN: Final = 10329
+LOG_SPLIT_BRAIN_RECOVERED: Final = 10330
+"""Vendor log event numbers (SIP Server HA Deployment Guide, IP Address Takeover
+workflow: 00-5150 and 00-5151; SCS release notes: 10329 and 10330)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +75,12 @@ class JournalEntry:
     status: ApplicationStatus
     mode: ExecutionMode
     detail: str = ""
+    log_id: int | None = None
+    """The vendor's log event number for the same occurrence, where it has one."""
 
     def to_json(self) -> dict[str, Any]:
-        """This entry as a JSON-ready mapping."""
-        return {
+        """This entry as a JSON-ready mapping (``log-id`` only where there is one)."""
+        obj: dict[str, Any] = {
             "time": self.time,
             "application": self.application,
             "event": self.event.value,
@@ -74,6 +88,9 @@ class JournalEntry:
             "mode": self.mode.value,
             "detail": self.detail,
         }
+        if self.log_id is not None:
+            obj["log-id"] = self.log_id
+        return obj
 
 
 class StatusJournal:

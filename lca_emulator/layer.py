@@ -129,6 +129,10 @@ class ManagementLayer:
         self.control = ApplicationControl(
             self.registry, self.lca, launcher, applications, grace=grace
         )
+        for spec in self.control.applications.values():
+            vip = spec.options.get("TServer", {}).get("control-vip-scripts", "")
+            if vip.strip().casefold() == "true":
+                self.scs.uses_ip_takeover(spec.name)
         self.management = ManagementEndpoint(self.registry, self.scs, self.control, limits=limits)
         self._ports: list[IListeningPort] = []
 

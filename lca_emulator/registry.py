@@ -246,6 +246,7 @@ class ApplicationRegistry:
         registered: bool | _Keep = KEEP,
         hung: bool | _Keep = KEEP,
         reported_status: ApplicationStatus | _Keep = KEEP,
+        log_id: int | None = None,
     ) -> ApplicationRecord:
         """Change ``name``'s record (creating it), journal ``event`` and announce it.
 
@@ -270,7 +271,8 @@ class ApplicationRegistry:
         if (after.status, after.mode) != (before.status, before.mode):
             after = dataclasses.replace(after, since=self.now())
         self._records[name] = after
-        self.journal.append(JournalEntry(self.now(), name, event, after.status, after.mode, detail))
+        entry = JournalEntry(self.now(), name, event, after.status, after.mode, detail, log_id)
+        self.journal.append(entry)
         self._track_departure(before, after)
         self.changes.publish(RecordChange(before, after, event))
         return after

@@ -676,7 +676,8 @@ def test_every_expectation_kind(
             "RUNNING, SERVICE_UNAVAILABLE, SUSPENDING, SUSPENDED, STOP_PENDING, STOP_TRANSITION, "
             "PRIMARY, BACKUP, "
             "EXITING, registered, disconnected, exited, killed, start-failed, hung, recovered, "
-            "switchover, switchover-refused, restarted, suspended, split-brain, got 'DEAD'",
+            "switchover, switchover-refused, restarted, suspended, split-brain, vip-disabled, "
+            "vip-enabled, got 'DEAD'",
         ),
         (
             "{application: SIPS_AX, never: RUNNING}",

@@ -197,5 +197,7 @@ EXPECTABLE_EVENTS: Final = (
     JournalEvent.RESTARTED,
     JournalEvent.SUSPENDED,
     JournalEvent.SPLIT_BRAIN,
+    JournalEvent.VIP_DISABLED,
+    JournalEvent.VIP_ENABLED,
 )
 """The journal events an expectation may name (``event:`` or ``never:``)."""

@@ -33,11 +33,14 @@ from lca_common.protocol.messages import (
     RequestUpdateStatus,
     ResponseExecutionModeChanged,
 )
-from lca_emulator.journal import JournalEvent
+from lca_emulator.journal import LOG_NOW_BACKUP, LOG_NOW_PRIMARY, JournalEvent
 from lca_emulator.registry import ApplicationRegistry
 from lca_emulator.sml import SmlOptions
 
 log = Logger()
+
+_MODE_LOG_IDS = {ExecutionMode.PRIMARY: LOG_NOW_PRIMARY, ExecutionMode.BACKUP: LOG_NOW_BACKUP}
+"""A mode the SCS gave, acknowledged: the vendor's SCS logs it as 00-5150 / 00-5151."""
 
 REGISTER_TIMEOUT: Final = 30.0
 """Seconds a new connection has to send ``RequestRegisterApplication`` before it is closed."""
@@ -355,7 +358,11 @@ class ApplicationSession:
         assert record is not None
         if record.mode != message.mode:
             self.lca.registry.note(
-                name, JournalEvent.MODE, f"acknowledged {requested.value}", mode=message.mode
+                name,
+                JournalEvent.MODE,
+                f"acknowledged {requested.value}",
+                mode=message.mode,
+                log_id=_MODE_LOG_IDS.get(message.mode),
             )
 
     def _error(self, code: ErrorCode, text: str, ref: int | None) -> None:

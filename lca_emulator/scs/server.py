@@ -19,7 +19,7 @@ from lca_common.protocol.messages import (
     EventSwitchoverRefused,
     ExecutionMode,
 )
-from lca_emulator.journal import JournalEvent
+from lca_emulator.journal import LOG_SPLIT_BRAIN, LOG_SPLIT_BRAIN_RECOVERED, JournalEvent
 from lca_emulator.lca.agent import LocalControlAgent
 from lca_emulator.registry import ApplicationRegistry, RecordChange
 from lca_emulator.scs.ha import (
@@ -88,6 +88,7 @@ class SolutionControlServer:
         self._listeners: list[Callable[[SwitchoverNotice], None]] = []
         self._suspended = False
         self._split: set[str] = set()
+        self._vip: set[str] = set()
         for pair in pairs:
             machine = HaPairMachine(
                 pair.primary,
@@ -166,12 +167,14 @@ class SolutionControlServer:
         if split:
             self._split.add(pair.name)
             detail = f"{pair.name}: {pair.primary} and {pair.backup} are both PRIMARY"
+            log_id = LOG_SPLIT_BRAIN
         else:
             self._split.discard(pair.name)
             detail = f"{pair.name}: recovered from split brain"
+            log_id = LOG_SPLIT_BRAIN_RECOVERED
 
         def journal() -> None:
-            self.registry.note(pair.backup, JournalEvent.SPLIT_BRAIN, detail)
+            self.registry.note(pair.backup, JournalEvent.SPLIT_BRAIN, detail, log_id=log_id)
 
         return journal
 
@@ -199,6 +202,26 @@ class SolutionControlServer:
     def _carry_out(self, pair: HaPair, decision: Decision) -> None:
         for action in decision.actions:
             self._act(pair, action, decision.rule)
+        for action in decision.actions:
+            if isinstance(action, Switchover) and self._vip & {pair.primary, pair.backup}:
+                self._move_vip(action)
+
+    def uses_ip_takeover(self, application: str) -> None:
+        """``application`` runs with IP Address Takeover (``[TServer] control-vip-scripts``
+        true): its pair's switchovers move the virtual IP."""
+        self._vip.add(application)
+
+    def _move_vip(self, switch: Switchover) -> None:
+        """After the modes, the VIP scripts: disable on the old primary's host, then enable
+        on the new one's (vendor: SIP Server HA Deployment Guide, IP Address Takeover
+        workflow).  Only journaled: no script runs (hosts are not emulated yet)."""
+        for name, event in (
+            (switch.from_, JournalEvent.VIP_DISABLED),
+            (switch.to, JournalEvent.VIP_ENABLED),
+        ):
+            record = self.registry.get(name)
+            host = record.host if record is not None and record.host else "-"
+            self.registry.note(name, event, f"host={host}")
 
     def _act(self, pair: HaPair, action: Action, rule: str) -> None:
         now = self.registry.now()
