@@ -76,6 +76,7 @@ class RecordChange:
     before: ApplicationRecord
     after: ApplicationRecord
     event: JournalEvent
+    detail: str = ""
 
     @property
     def shown_state_changed(self) -> bool:
@@ -274,5 +275,5 @@ class ApplicationRegistry:
         entry = JournalEntry(self.now(), name, event, after.status, after.mode, detail, log_id)
         self.journal.append(entry)
         self._track_departure(before, after)
-        self.changes.publish(RecordChange(before, after, event))
+        self.changes.publish(RecordChange(before, after, event, detail))
         return after

@@ -145,6 +145,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(code)
 
 
+def _narrate(change: Any) -> None:
+    """One human line in serve's log per registration, status or mode change, hang,
+    restart, switchover or refusal."""
+    from lca_emulator.narration import narrate
+
+    line = narrate(change)
+    if line is not None:
+        log.info("{line}", line=line)
+
+
 def serve(args: argparse.Namespace) -> None:
     """``lca-emulator serve``: listen, start the configured applications, run until stopped."""
     from lca_emulator.harness.loader import load_management_config
@@ -238,6 +248,7 @@ def serve(args: argparse.Namespace) -> None:
                 print(f"lca-emulator: cannot listen for --http: {e}", file=sys.stderr)
                 raise SystemExit(1) from None
             print(f"HTTP listening on {live.address}", flush=True)
+        layer.registry.changes.subscribe(_narrate)
         for error in layer.start_all():
             log.error("{error}", error=error)
 

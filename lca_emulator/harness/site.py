@@ -175,6 +175,46 @@ class Site:
             await deferLater(self.reactor, min(0.05, (when - clock.seconds()) * self.time_scale))
         return until()
 
+    # -- driving the site (the same actions as a scenario's events) ----------------
+
+    def start(self, application: str) -> None:
+        """Start a configured application (it is START_PENDING until it registers).
+
+        :raises ControlError: not configured, already running, or it cannot start.
+        """
+        self.layer.control.start(application)
+
+    def stop(self, application: str, *, graceful: bool = False) -> Deferred[object]:
+        """Stop it (``EXITING``; ``graceful``: ``EventSuspendApplication``); fires when
+        it has exited (drive the clock with :meth:`run_until` meanwhile)."""
+        d: Deferred[object] = self.layer.control.stop(application, graceful=graceful)  # type: ignore[assignment]
+        return d
+
+    def kill(self, application: str) -> Deferred[object]:
+        """End it at once, as ``kill -9`` would."""
+        d: Deferred[object] = self.layer.control.kill(application)  # type: ignore[assignment]
+        return d
+
+    def hang(self, application: str) -> None:
+        """Make it hang: connected, silent (its heartbeat period tells the LCA)."""
+        self.layer.control.hang(application)
+
+    def restart(self, application: str) -> Deferred[None]:
+        """Stop it, then start it again; fires once it has been started again."""
+        return self.layer.control.restart(application)
+
+    def switchover(self, application: str) -> None:
+        """A manual switchover of its HA pair.
+
+        :raises KeyError: it is in no pair.
+        :raises SwitchoverRefusedError: the backup cannot take the service (the reason).
+        """
+        self.layer.scs.request_switchover(application)
+
+    def set_option(self, application: str, section: str, option: str, value: str) -> None:
+        """Change an option in its configuration (read at its next start; ``[sml]`` at once)."""
+        self.layer.control.set_option(application, section, option, value)
+
     def record(self, application: str) -> ApplicationRecord | None:
         """What the Management Layer knows of ``application`` now."""
         return self.layer.registry.get(application)

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from twisted.logger import Logger
-
 from lca_common.protocol.messages import (
     ApplicationStatus,
     EventSwitchover,
@@ -33,8 +31,6 @@ from lca_emulator.scs.ha import (
     Refusal,
     Switchover,
 )
-
-log = Logger()
 
 
 @dataclass(frozen=True)
@@ -248,7 +244,6 @@ class SolutionControlServer:
             )
 
     def _announce(self, notice: SwitchoverNotice) -> None:
-        log.info("{notice}", notice=notice)
         for listener in list(self._listeners):
             listener(notice)
 

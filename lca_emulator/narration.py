@@ -1,0 +1,36 @@
+"""One human line per thing that happened, for people watching ``serve``."""
+
+from __future__ import annotations
+
+from lca_emulator.journal import JournalEvent
+from lca_emulator.registry import RecordChange
+
+_TOLD = {
+    JournalEvent.REGISTERED: "registered",
+    JournalEvent.HUNG: "is hung",
+    JournalEvent.RECOVERED: "answers again",
+    JournalEvent.DISCONNECTED: "disconnected",
+    JournalEvent.EXITED: "exited",
+    JournalEvent.RESTARTED: "is being restarted by its LCA",
+    JournalEvent.SUSPENDED: "suspended",
+    JournalEvent.SWITCHOVER: "takes over",
+    JournalEvent.SWITCHOVER_REFUSED: "was not promoted",
+    JournalEvent.SPLIT_BRAIN: "split brain",
+    JournalEvent.KILLED: "killed",
+    JournalEvent.START_FAILED: "could not be started",
+}
+
+
+def narrate(change: RecordChange) -> str | None:
+    """The line for ``change``, or None when it is not worth a line (bookkeeping)."""
+    after, event = change.after, change.event
+    name = after.name
+    if event in (JournalEvent.STATUS, JournalEvent.MODE):
+        if not change.shown_state_changed:
+            return None
+        return f"{name}: {after.status.value} ({after.mode.value})"
+    told = _TOLD.get(event)
+    if told is None:
+        return None
+    detail = change.detail
+    return f"{name} {told}" + (f": {detail}" if detail else "")
