@@ -85,6 +85,8 @@ def _field_strategy(hint: Any) -> st.SearchStrategy[Any]:
         return _text
     if hint is bool:
         return st.booleans()
+    if typing.get_origin(hint) is dict:
+        return st.dictionaries(_text, st.integers() | _text | st.booleans(), max_size=3)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return st.sampled_from(list(hint))
     raise AssertionError(f"no strategy for {hint!r}")

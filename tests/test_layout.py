@@ -144,6 +144,7 @@ PUBLIC_NAMES = {
         "Message",
         "MessageError",
         "ProtocolError",
+        "RequestEvent",
         "RequestGetApplicationInfo",
         "RequestHeartbeat",
         "RequestRegisterApplication",

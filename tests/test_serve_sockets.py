@@ -449,7 +449,8 @@ BAD_INPUTS = {
         False,
         ref=9,
         text="unknown message 'RequestKillApplication' on this endpoint; expected one of: "
-        "RequestGetApplicationInfo, RequestRestartApplication, RequestStartApplication, "
+        "RequestEvent, RequestGetApplicationInfo, RequestRestartApplication, "
+        "RequestStartApplication, "
         "RequestStopApplication, "
         "RequestSubscribe, RequestSwitchover",
     ),
@@ -834,3 +835,34 @@ def test_unregistered_connection_is_closed_at_the_deadline(serve: Callable[..., 
     }
     idle.assert_closed()
     assert info(server.connect("scs"), "SIPS_A", 2)["status"] == "RUNNING"  # still connected
+
+
+def test_request_event_plays_events_on_a_running_serve(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """RequestEvent over a real socket: a bad event is refused naming the key and changes
+    nothing; set-option and kill play at once (the kill makes the backup take over)."""
+    site = start_site(serve, tmp_path, PRIMARY_STUB, HEALTHY_BACKUP)
+    site.until({"SIPS_A": ("RUNNING", "PRIMARY"), "SIPS_B": ("RUNNING", "BACKUP")})
+
+    def event(body: dict[str, object]) -> Json:
+        return site.asker.request(
+            {"message": "RequestEvent", "ref": next(site.refs), "event": body}
+        )
+
+    bad = event({"kill": "SIPS_X"})
+    assert bad["message"] == "EventError"
+    assert bad["code"] == "invalid-field"
+    assert bad["text"].startswith("event.kill: unknown application 'SIPS_X'"), bad
+    assert (
+        event({"kill": "SIPS_A", "at": 5})["text"] == "event.at: an event requested now has no 'at'"
+    )
+    assert event({"explode": "SIPS_A"})["text"].startswith("event.explode: unknown key 'explode'")
+    assert site.ask("RequestGetApplicationInfo", "SIPS_A")["status"] == "RUNNING"
+
+    option = {"application": "SIPS_B", "section": "TServer", "option": "x", "value": 1}
+    assert event({"set-option": option})["message"] == "EventOk"
+    assert event({"kill": "SIPS_A"})["message"] == "EventOk"
+    switchover = site.next_of("EventSwitchover")
+    assert (switchover["from"], switchover["to"]) == ("SIPS_A", "SIPS_B")
+    assert site.server.stop() == 0, site.server.log_text()

@@ -469,6 +469,8 @@ def _converter(kind: object, wire: str) -> _Converter:
         return _to_text
     if kind is bool:
         return _to_bool
+    if typing.get_origin(kind) is dict:
+        return _to_object
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return _enum_converter(kind)
     raise AssertionError(f"no conversion for {kind!r}")  # pragma: no cover
@@ -508,6 +510,12 @@ def _to_seconds(name: str, wire: str, value: object, ref: int | None) -> object:
     if not math.isfinite(number) or number < 0:
         raise _wrong(name, wire, "a non-negative number", value, ref)
     return number
+
+
+def _to_object(name: str, wire: str, value: object, ref: int | None) -> object:
+    if not isinstance(value, dict):
+        raise _wrong(name, wire, "a JSON object", value, ref)
+    return value
 
 
 def _to_bool(name: str, wire: str, value: object, ref: int | None) -> object:

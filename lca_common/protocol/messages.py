@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ApplicationStatus(enum.StrEnum):
@@ -206,6 +206,16 @@ class RequestStopApplication(Message):
 
 
 @dataclass(frozen=True)
+class RequestEvent(Message):
+    """Play one scenario event now on a running emulator (an extension): ``event`` is a
+    mapping as in a scenario file's ``events``, without ``at``."""
+
+    MESSAGE: ClassVar[str] = "RequestEvent"
+    ref: int
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RequestRestartApplication(Message):
     """Stop a configured application gracefully, then start it again (an extension)."""
 
@@ -268,6 +278,7 @@ LCA_TO_APPLICATION: tuple[type[Message], ...] = (
     EventError,
 )
 CLIENT_TO_SCS: tuple[type[Message], ...] = (
+    RequestEvent,
     RequestGetApplicationInfo,
     RequestSubscribe,
     RequestStartApplication,

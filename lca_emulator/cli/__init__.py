@@ -174,6 +174,7 @@ def serve(args: argparse.Namespace) -> None:
     from twisted.internet.task import react
 
     from lca_emulator.harness.launchers import StubProcessLauncher, application_spec
+    from lca_emulator.harness.runner import play_requested_event
     from lca_emulator.journal import SERVE_JOURNAL_LIMIT, StatusJournal
     from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
     from lca_emulator.lca.processes import ProcessLauncher
@@ -249,6 +250,7 @@ def serve(args: argparse.Namespace) -> None:
                 raise SystemExit(1) from None
             print(f"HTTP listening on {live.address}", flush=True)
         layer.registry.changes.subscribe(_narrate)
+        layer.management.play = lambda event: play_requested_event(layer, event)
         for error in layer.start_all():
             log.error("{error}", error=error)
 

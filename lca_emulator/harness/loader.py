@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 from lca_common.protocol.limits import MIN_HEARTBEAT
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_common.yamlsource import MappingNode, Node, format_number, load_yaml, suggestion
+from lca_common.yamlsource import (
+    ConfigError,
+    MappingNode,
+    Node,
+    format_number,
+    load_yaml,
+    parse_yaml,
+    suggestion,
+)
 from lca_emulator.harness.model import (
     EXPECTABLE_EVENTS,
     EventAction,
@@ -240,6 +249,15 @@ def _exactly_one(fields: MappingNode, keys: Sequence[str], what: str) -> str:
 
 
 _EVENT_ACTIONS: Final = tuple(action.value for action in EventAction)
+
+
+def event_from_mapping(event: Mapping[str, object], names: list[str]) -> ScenarioEvent:
+    """An event given as data (``RequestEvent``): the same keys as in a scenario file,
+    checked the same way, but without ``at`` (it plays now)."""
+    if "at" in event:
+        raise ConfigError("RequestEvent", None, "at", "an event requested now has no 'at'")
+    text = json.dumps({"at": 0, **event})
+    return _event(parse_yaml(text, "RequestEvent"), 0.0, names)
 
 
 def _event(node: Node, duration: float, names: list[str]) -> ScenarioEvent:

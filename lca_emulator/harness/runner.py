@@ -4,18 +4,21 @@ the clock, let it run for its duration, then judge its expectations."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from lca_common.yamlsource import ConfigError
+from lca_emulator.harness.loader import event_from_mapping
 from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
 from lca_emulator.harness.network import Transport
 from lca_emulator.harness.site import RunMode, Site
 from lca_emulator.harness.verdict import Timeline, Verdict, judge_all
 from lca_emulator.journal import JournalEntry
+from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ControlError
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import SwitchoverRefusedError
@@ -113,7 +116,7 @@ async def run_scenario(
     try:
         errors.extend(site.layer.start_all())
         for event in scenario.events:
-            site.clock.callLater(event.at, _play, site, event, errors.append)
+            site.clock.callLater(event.at, play_event, site.layer, event, errors.append)
         await site.run_until(scenario.duration)
         final: dict[str, ApplicationRecord] = {r.name: r for r in site.layer.registry.records()}
         journal = tuple(site.layer.journal)
@@ -139,9 +142,9 @@ async def run_scenario(
     )
 
 
-def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> None:
-    """Carry out one scenario event on the site."""
-    control = site.layer.control
+def play_event(layer: ManagementLayer, event: ScenarioEvent, error: Callable[[str], None]) -> None:
+    """Carry out one scenario event on a Management Layer; problems go to ``error``."""
+    control = layer.control
     name = event.application
     try:
         if event.action is EventAction.STOP:
@@ -153,7 +156,7 @@ def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> Non
         elif event.action is EventAction.RESTART:
             _report_failure(control.restart(name), error, event)
         elif event.action is EventAction.SWITCHOVER:
-            _switchover(site, event, error)
+            _switchover(layer, event, error)
         elif event.action is EventAction.HANG:
             control.hang(name)
         else:
@@ -163,10 +166,10 @@ def _play(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> Non
         error(f"line {event.line}: {event.action.value} {name} at t={event.at:g}: {e.text}")
 
 
-def _switchover(site: Site, event: ScenarioEvent, error: Callable[[str], None]) -> None:
+def _switchover(layer: ManagementLayer, event: ScenarioEvent, error: Callable[[str], None]) -> None:
     """A manual switchover; a refusal is an outcome to expect, not a run error."""
     try:
-        site.layer.scs.request_switchover(event.application)
+        layer.scs.request_switchover(event.application)
     except KeyError:
         error(f"line {event.line}: switchover {event.application}: it is in no HA pair")
     except SwitchoverRefusedError as e:
@@ -179,3 +182,17 @@ def _report_failure(d: Deferred[Any], error: Callable[[str], None], event: Scena
         error(f"line {event.line}: {event.action.value} {event.application}: {message}")
 
     d.addErrback(failed)
+
+
+def play_requested_event(layer: ManagementLayer, event: Mapping[str, object]) -> str | None:
+    """``RequestEvent`` on a running ``serve``: validate ``event`` as a scenario's event
+    (without ``at``: it plays now) and play it; returns what went wrong, or None."""
+    names = list(layer.control.applications)
+    try:
+        parsed = event_from_mapping(event, names)
+    except ConfigError as e:
+        where = f"event.{e.key_path}" if e.key_path else "event"
+        return f"{where}: {e.problem}"
+    errors: list[str] = []
+    play_event(layer, parsed, errors.append)
+    return errors[0].removeprefix("line 1: ") if errors else None

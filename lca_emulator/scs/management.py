@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -16,6 +16,7 @@ from lca_common.protocol.messages import (
     EventError,
     EventOk,
     Message,
+    RequestEvent,
     RequestGetApplicationInfo,
     RequestRestartApplication,
     RequestStartApplication,
@@ -48,6 +49,9 @@ class ManagementEndpoint:
         self.scs = scs
         self.control = control
         self.limits = limits
+        self.play: Callable[[Mapping[str, object]], str | None] | None = None
+        """Plays a ``RequestEvent``'s event now; returns what went wrong, or None (set by
+        whoever knows the event vocabulary: the harness, for ``serve``)."""
 
     def factory(self) -> Factory:
         """A protocol factory for the SCS endpoint."""
@@ -115,6 +119,20 @@ class ManagementSession:
             self._control(message)
         elif isinstance(message, RequestSwitchover):
             self._switchover(message)
+        elif isinstance(message, RequestEvent):
+            self._event(message)
+
+    def _event(self, message: RequestEvent) -> None:
+        play = self.endpoint.play
+        if play is None:
+            text = "this emulator plays no events"
+            self.send(EventError(code=ErrorCode.NOT_MANAGED, text=text, ref=message.ref))
+            return
+        problem = play(message.event)
+        if problem is None:
+            self.send(EventOk(ref=message.ref))
+        else:
+            self.send(EventError(code=ErrorCode.INVALID_FIELD, text=problem, ref=message.ref))
 
     def _unknown(self, ref: int, name: str) -> None:
         self.send(
