@@ -40,6 +40,7 @@ from lca_emulator.harness.model import (
     ScsOptions,
 )
 from lca_emulator.journal import JournalEvent
+from lca_emulator.sml import SML_SECTION, parse_sml_options
 from sipserver_stub.fixture import FIXTURE_KEYS, StubFixture, fixture_from_fields
 from sipserver_stub.options import (
     TSERVER_SECTION,
@@ -165,13 +166,14 @@ def _application(entry: Node, *, strict: bool = False) -> StubFixture:
 def _refuse_ignored_options(fields: MappingNode) -> None:
     """``--strict``: an option the server would ignore is an error at its own line."""
     sections = fields.get_mapping("options")
-    if TSERVER_SECTION not in sections:
-        return
-    options = sections.get_mapping(TSERVER_SECTION)
-    for option, node in options.items():
-        text = scalar_to_option_string(node.as_scalar())
-        for problem in parse_tserver_options({option: text})[1]:
-            raise node.error(f"{problem} (an error under --strict)")
+    readers = {TSERVER_SECTION: parse_tserver_options, SML_SECTION: parse_sml_options}
+    for section, read in readers.items():
+        if section not in sections:
+            continue
+        for option, node in sections.get_mapping(section).items():
+            text = scalar_to_option_string(node.as_scalar())
+            for problem in read({option: text})[1]:
+                raise node.error(f"{problem} (an error under --strict)")
 
 
 def _ha_pairs(root: MappingNode, names: list[str]) -> tuple[HaPair, ...]:

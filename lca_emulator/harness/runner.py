@@ -22,6 +22,7 @@ from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ControlError
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import SwitchoverRefusedError
+from lca_emulator.sml import parse_sml_options
 
 log = Logger()
 
@@ -129,7 +130,10 @@ async def run_scenario(
     notes = tuple(
         f"{app.application}: {problem}"
         for app in scenario.applications
-        for problem in app.tserver_options()[1]
+        for problem in (
+            *app.tserver_options()[1],
+            *parse_sml_options(app.options.get("sml", {}))[1],
+        )
     )
     return ScenarioResult(
         scenario,
@@ -140,6 +144,11 @@ async def run_scenario(
         wall_seconds=time.monotonic() - started,
         notes=notes,
     )
+
+
+def _sml_notes(options: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
+    """What the LCA would log about the application's ``[sml]`` values."""
+    return parse_sml_options(options.get("sml", {}))[1]
 
 
 def play_event(layer: ManagementLayer, event: ScenarioEvent, error: Callable[[str], None]) -> None:

@@ -98,11 +98,10 @@ class LocalControlAgent:
         self._supervisor = supervisor
 
     def configure(self, name: str, sml: SmlOptions) -> None:
-        """``name``'s ``[sml]`` options; a new heartbeat period applies at once."""
+        """``name``'s ``[sml]`` options.  A new heartbeat period applies from the
+        application's next registration, when it learns the period (our choice: watching
+        with a period it does not beat at would find a healthy application hung)."""
         self._sml[name] = sml
-        session = self._sessions.get(name)
-        if session is not None:
-            session.watch()
 
     def heartbeat_period(self, name: str) -> float | None:
         """How long ``name`` may be silent before it is hung (``None``: not watched)."""
@@ -203,6 +202,8 @@ class ApplicationSession:
         self._deadline: IDelayedCall | None = None
         self.process_gone = False
         self.suspend_asked = False
+        self.period: float | None = None
+        """The heartbeat period this application was given when it registered."""
 
     # -- ConnectionController ----------------------------------------------------
 
@@ -306,7 +307,7 @@ class ApplicationSession:
         if status is ApplicationStatus.STOPPED:
             status = ApplicationStatus.UNKNOWN  # it runs, though nothing reported yet
         assert self.sender is not None
-        period = self.lca.heartbeat_period(name)
+        period = self.period = self.lca.heartbeat_period(name)
         self.sender.send(EventApplicationRegistered(ref=message.ref, heartbeat=period))
         registry.note(
             name,
@@ -395,7 +396,7 @@ class ApplicationSession:
         self._stop_watch()
         if self.application is None:
             return
-        period = self.lca.heartbeat_period(self.application)
+        period = self.period
         if period is not None:
             self._silence = self.lca.clock.callLater(period, self._hung, self.application, period)
 
