@@ -178,3 +178,17 @@ def test_the_matrix_covers_every_pair_of_values() -> None:
     ports = {(c.sip_port_state, c.option("backup-sip-port-check"), c.option("control-vip-scripts"),
               c.topology, c.mode, c.role) for c in cases.port_cases()}  # fmt: skip
     assert len(ports) == 2 * 5 * 5 * 2 * 2 * 2
+
+
+def test_the_exported_reference_scenarios_are_current() -> None:
+    """fixtures/matrix/ holds exactly what decision_matrix.export writes (no drift between
+    the oracle and the reference suite's files)."""
+    from decision_matrix import export
+
+    written = {path.name: path.read_text(encoding="utf-8") for path in export.FOLDER.iterdir()}
+    wanted = dict(export.render(index, case) for index, case in enumerate(export.sample()))
+    assert written.keys() == wanted.keys()
+    stale = [name for name in wanted if written[name] != wanted[name]]
+    assert stale == [], (
+        f"re-export with: cd tests && python -m decision_matrix.export ({stale[:3]})"
+    )
