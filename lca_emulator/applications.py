@@ -27,6 +27,22 @@ def freeze_options(options: Options) -> Options:
 
 
 @dataclass(frozen=True)
+class CommandProgram:
+    """An outside program the LCA runs as it is: ``argv`` started in ``cwd``.
+
+    It speaks the wire protocol itself; it learns where the LCA listens from its
+    environment (``LCA_ENDPOINT``, ``LCA_APPLICATION``, ``LCA_HOST``).
+    """
+
+    argv: tuple[str, ...]
+    cwd: str
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ValueError("a command needs at least the program to run")
+
+
+@dataclass(frozen=True)
 class ApplicationSpec:
     """One configured application: its name, host, options and how to start it.
 
@@ -41,6 +57,9 @@ class ApplicationSpec:
     program: object = field(default=None, compare=False, hash=False)
     auto_restart: bool = False
     """Restart it when it exits without being asked to (the vendor's auto-restart)."""
+    external: bool = False
+    """Started by someone else: the LCA waits for it to register and never stops,
+    kills or hangs it (``program`` is then None)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", freeze_options(self.options))

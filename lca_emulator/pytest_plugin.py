@@ -161,6 +161,9 @@ class ScenarioItem(pytest.Item):
         from lca_emulator.harness.site import RunMode
 
         mode = RunMode(self.config.getoption("--lca-mode"))
+        problem = self.scenario.wall_clock_error()
+        if mode is RunMode.VIRTUAL and problem is not None:
+            pytest.skip(str(problem))
         scale = float(self.config.getoption("--lca-time-scale"))
         transport = Transport(self.config.getoption("--lca-transport"))
         result = pytest_twisted.blockon(

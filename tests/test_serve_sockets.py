@@ -720,6 +720,35 @@ def test_config_restarted_primary_takes_the_service_back(
     assert not [m for m in site.watcher.received if m["message"] == "EventSwitchover"]
 
 
+VENDOR_APP = Path(__file__).resolve().parent.parent / "examples" / "vendor_app.py"
+
+
+def test_config_pair_with_a_vendor_program_as_backup(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """A ``command`` backup (examples/vendor_app.py, run by serve as a process) is BACKUP,
+    a RequestSwitchover reaches it (it acknowledges PRIMARY), and it exits on stop."""
+    vendor = (
+        "  - application: SIPS_B\n"
+        "    host: host-b\n"
+        f"    command: [{sys.executable}, {VENDOR_APP}, --mode, backup]\n"
+    )
+    site = start_site(serve, tmp_path, PRIMARY_STUB, vendor)
+    site.until({"SIPS_A": ("RUNNING", "PRIMARY"), "SIPS_B": ("RUNNING", "BACKUP")})
+    b = site.ask("RequestGetApplicationInfo", "SIPS_B")
+    assert (b["host"], isinstance(b["pid"], int)) == ("host-b", True)
+
+    assert site.ask("RequestSwitchover", "SIPS_A")["message"] == "EventOk"
+    switchover = site.next_of("EventSwitchover")
+    assert (switchover["from"], switchover["to"]) == ("SIPS_A", "SIPS_B")
+    site.until({"SIPS_A": ("RUNNING", "BACKUP"), "SIPS_B": ("RUNNING", "PRIMARY")})
+
+    assert site.ask("RequestStopApplication", "SIPS_B")["message"] == "EventOk"
+    site.watcher.read_until(lambda m: m.get("application") == "SIPS_B" and m["status"] == "STOPPED")
+    assert site.server.stop() == 0, site.server.log_text()
+    assert "vendor_app: now PRIMARY" in site.server.log_text()
+
+
 # == limits (docs/protocol.md, section 7) ================================================
 
 

@@ -160,6 +160,7 @@ def serve(args: argparse.Namespace) -> None:
     from lca_emulator.harness.loader import load_management_config
 
     applications: Sequence[Any] = ()
+    outside: Sequence[Any] = ()
     pairs: Sequence[Any] = ()
     scs_options: Any = None
     if args.config:
@@ -169,11 +170,12 @@ def serve(args: argparse.Namespace) -> None:
             print(f"lca-emulator: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         applications, pairs, scs_options = config.applications, config.ha_pairs, config.scs
+        outside = config.outside
 
     from twisted.internet import reactor
     from twisted.internet.task import react
 
-    from lca_emulator.harness.launchers import StubProcessLauncher, application_spec
+    from lca_emulator.harness.launchers import StubProcessLauncher, application_spec, outside_spec
     from lca_emulator.harness.runner import play_requested_event
     from lca_emulator.journal import SERVE_JOURNAL_LIMIT, StatusJournal
     from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
@@ -181,6 +183,7 @@ def serve(args: argparse.Namespace) -> None:
     from lca_emulator.web.live import LiveServer, LiveSettings, http_endpoint_description
 
     specs = [application_spec(fixture) for fixture in applications]
+    specs += [outside_spec(application) for application in outside]
     problems = configuration_problems(specs, pairs)
     for problem in problems:
         print(f"lca-emulator: {args.config}: {problem}", file=sys.stderr)

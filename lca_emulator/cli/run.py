@@ -114,6 +114,11 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         mode = RunMode.PROCESSES
     elif args.real_time:
         mode = RunMode.REAL_TIME
+    wall_clock_only = [e for s in scenarios if (e := s.wall_clock_error()) is not None]
+    if mode is RunMode.VIRTUAL and wall_clock_only:
+        for problem in wall_clock_only:
+            print(f"lca-emulator: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.update_golden and not args.golden:
         print("lca-emulator: --update-golden needs --golden DIR", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -291,8 +296,11 @@ def results_document(results: Sequence[ScenarioResult]) -> dict[str, Any]:
                     for v in r.verdicts
                 ],
                 "timeline": {
-                    app.application: r.timeline.describe(app.application)
-                    for app in r.scenario.applications
+                    name: r.timeline.describe(name)
+                    for name in [
+                        *(app.application for app in r.scenario.applications),
+                        *(app.application for app in r.scenario.outside),
+                    ]
                 },
             }
             for r in results

@@ -6,6 +6,10 @@ configuration, changed by ``set-option`` events) replace the fixture's at each
 start.  A stub runs either in this process (:class:`InProcessLauncher`, virtual
 time and ``--real-time``) or as a ``sipserver-stub`` child process
 (:class:`StubProcessLauncher`, ``--processes`` and ``serve``).
+
+An outside application's ``program`` is a :class:`CommandProgram`: both launchers
+start it as a child process (:func:`launch_command`), on the wall clock only.  An
+``external`` one has no program: the LCA never launches it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 
 from lca_common.entrypoints import MANAGED_ENV
-from lca_emulator.applications import ApplicationSpec
+from lca_emulator.applications import ApplicationSpec, CommandProgram
+from lca_emulator.harness.model import OutsideApplication
 from lca_emulator.harness.network import ClosingEndpoint, SiteNetwork, client_endpoint_for
 from lca_emulator.lca.processes import (
     ChildProcess,
@@ -46,6 +51,42 @@ def application_spec(fixture: StubFixture) -> ApplicationSpec:
         program=fixture,
         auto_restart=fixture.auto_restart,
     )
+
+
+def outside_spec(application: OutsideApplication) -> ApplicationSpec:
+    """The emulator's view of an outside program: a command to run, or external."""
+    return ApplicationSpec(
+        application.application,
+        host=application.host,
+        program=application.command,
+        external=application.external,
+    )
+
+
+ENDPOINT_ENV = "LCA_ENDPOINT"
+"""The LCA's client endpoint string (``tcp:127.0.0.1:PORT``), for a command."""
+APPLICATION_ENV = "LCA_APPLICATION"
+"""The application's configured name, for a command."""
+HOST_ENV = "LCA_HOST"
+"""The application's configured host (empty when it has none), for a command."""
+
+
+def launch_command(
+    processes: ProcessLauncher | None, spec: ApplicationSpec, lca: str
+) -> ChildProcess | None:
+    """Start ``spec`` as its own command if it is one (None if it is not).
+
+    The program learns where the LCA is from its environment: ``LCA_ENDPOINT``,
+    ``LCA_APPLICATION`` and ``LCA_HOST``.
+    """
+    program = spec.program
+    if not isinstance(program, CommandProgram):
+        return None
+    if processes is None:
+        raise ValueError("a command runs on the wall clock only (--real-time)")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.update({ENDPOINT_ENV: lca, APPLICATION_ENV: spec.name, HOST_ENV: spec.host or ""})
+    return processes.start(spec.name, ProcessSpec(argv=program.argv, env=env, cwd=program.cwd))
 
 
 def stub_fixture(spec: ApplicationSpec) -> StubFixture:
@@ -121,14 +162,25 @@ class InProcessStub:
 
 class InProcessLauncher:
     """Starts :class:`SipServerStub` objects in this process, on ``clock``, connected to
-    their LCA over ``network``."""
+    their LCA over ``network``; commands as child processes of ``processes`` (none: a
+    virtual-time site, which cannot run them)."""
 
-    def __init__(self, network: SiteNetwork, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        network: SiteNetwork,
+        clock: IReactorTime,
+        processes: ProcessLauncher | None = None,
+    ) -> None:
         self.network = network
         self.clock = clock
+        self.processes = processes
 
-    def launch(self, spec: ApplicationSpec, lca: str) -> InProcessStub:
-        """Start one stub (really occupying its SIP port first when the fixture says so)."""
+    def launch(self, spec: ApplicationSpec, lca: str) -> InProcessStub | ChildProcess:
+        """Start one stub (really occupying its SIP port first when the fixture says so),
+        or one command."""
+        child = launch_command(self.processes, spec, lca)
+        if child is not None:
+            return child
         fixture = stub_fixture(spec)
         occupied = None
         if fixture.sip_port_state is SipPortState.IN_USE:
@@ -158,7 +210,10 @@ class StubProcessLauncher:
         self._count = 0
 
     def launch(self, spec: ApplicationSpec, lca: str) -> ChildProcess:
-        """Write the fixture and start its stub process."""
+        """Write the fixture and start its stub process (or run a command as it is)."""
+        child = launch_command(self.processes, spec, lca)
+        if child is not None:
+            return child
         fixture = stub_fixture(spec)
         self._count += 1  # the name is any text; the file name must not be taken from it
         path = self.workdir / f"application-{self._count}.yaml"

@@ -28,6 +28,7 @@ from lca_common.yamlsource import (
     parse_yaml,
     suggestion,
 )
+from lca_emulator.applications import CommandProgram
 from lca_emulator.harness.model import (
     EXPECTABLE_EVENTS,
     EventAction,
@@ -35,6 +36,7 @@ from lca_emulator.harness.model import (
     ExpectationKind,
     HaPair,
     ManagementConfig,
+    OutsideApplication,
     Scenario,
     ScenarioEvent,
     ScsOptions,
@@ -62,7 +64,13 @@ SCENARIO_KEYS: Final = (
 )
 """The top-level keys of a scenario file (a ``serve --config`` file ignores the rest)."""
 
-_APPLICATION_ENTRY_KEYS: Final = FIXTURE_KEYS | {"fixture"}
+_OUTSIDE_KEYS: Final = ("command", "external")
+"""The keys that make an application an outside program rather than a stub."""
+
+_APPLICATION_ENTRY_KEYS: Final = FIXTURE_KEYS | {"fixture", *_OUTSIDE_KEYS}
+
+_OUTSIDE_ENTRY_KEYS: Final = ("application", "host")
+"""What an outside application takes besides ``command`` or ``external``."""
 
 
 def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scenario:
@@ -75,8 +83,9 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
     duration = root.get_number("duration", positive=True)
     name = root.get_str("name", Path(root.file).stem)
     heartbeat = root.get_number("heartbeat", None, minimum=MIN_HEARTBEAT)  # see protocol.md
-    applications, pairs = _applications_and_pairs(root, strict=strict)
+    applications, outside, pairs = _applications_and_pairs(root, strict=strict)
     names = [fixture.application for fixture in applications]
+    names += [app.application for app in outside]
     events = [_event(node, duration, names) for node in root.get_list("events")]
     expectations = [_expectation(node, duration, names) for node in root.get_list("expect")]
     return Scenario(
@@ -89,6 +98,7 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
         expectations=tuple(expectations),
         heartbeat=heartbeat,
         scs=_scs_options(root),
+        outside=outside,
     )
 
 
@@ -110,9 +120,13 @@ def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
                 f"'{key}' belongs to scenario runs (lca-emulator run); serve --config takes "
                 f"{', '.join(SERVE_CONFIG_KEYS)}{hint}"
             )
-    applications, pairs = _applications_and_pairs(root)
+    applications, outside, pairs = _applications_and_pairs(root)
     return ManagementConfig(
-        applications=applications, ha_pairs=pairs, path=root.file, scs=_scs_options(root)
+        applications=applications,
+        ha_pairs=pairs,
+        path=root.file,
+        scs=_scs_options(root),
+        outside=outside,
     )
 
 
@@ -125,26 +139,75 @@ def _scs_options(root: MappingNode) -> ScsOptions:
 
 def _applications_and_pairs(
     root: MappingNode, *, strict: bool = False
-) -> tuple[tuple[StubFixture, ...], tuple[HaPair, ...]]:
+) -> tuple[tuple[StubFixture, ...], tuple[OutsideApplication, ...], tuple[HaPair, ...]]:
     fixtures: dict[str, StubFixture] = {}
+    outside: dict[str, OutsideApplication] = {}
     first_entry: dict[str, str] = {}
     for entry in root.get_list("applications"):
-        fixture = _application(entry, strict=strict)
-        if fixture.application in fixtures:
+        application: StubFixture | OutsideApplication | None = _outside_application(entry)
+        if application is None:
+            application = _application(entry, strict=strict)
+        name = application.application
+        if name in first_entry:
             raise entry.error(
-                f"duplicate application {fixture.application!r} "
-                f"(already defined by {first_entry[fixture.application]})"
+                f"duplicate application {name!r} (already defined by {first_entry[name]})"
             )
-        fixtures[fixture.application] = fixture
-        first_entry[fixture.application] = f"{entry.path} at line {entry.line}"
-    pairs = _ha_pairs(root, list(fixtures))
+        if isinstance(application, OutsideApplication):
+            outside[name] = application
+        else:
+            fixtures[name] = application
+        first_entry[name] = f"{entry.path} at line {entry.line}"
+    pairs = _ha_pairs(root, list(first_entry))
+    hosts = {name: app.host for name, app in outside.items()}
+    hosts.update((name, fixture.host) for name, fixture in fixtures.items())
     for pair in pairs:
         for member, other in ((pair.primary, pair.backup), (pair.backup, pair.primary)):
-            if fixtures[member].peer_host is None:
-                fixtures[member] = dataclasses.replace(
-                    fixtures[member], peer_host=fixtures[other].host
-                )
-    return tuple(fixtures.values()), pairs
+            if member in fixtures and fixtures[member].peer_host is None:
+                fixtures[member] = dataclasses.replace(fixtures[member], peer_host=hosts[other])
+    return tuple(fixtures.values()), tuple(outside.values()), pairs
+
+
+def _outside_application(entry: Node) -> OutsideApplication | None:
+    """An entry with ``command`` or ``external: true``; None for a stub entry.
+
+    Our choice: an outside program takes only its name and host; a stub's keys
+    (components, sip-port, ...) would mean nothing to it.
+    """
+    fields = entry.mapping(_APPLICATION_ENTRY_KEYS)
+    present = [key for key in _OUTSIDE_KEYS if key in fields]
+    if not present:
+        return None
+    if len(present) == 2:
+        raise fields.require("external").error(
+            "an application has either a 'command' (the LCA runs it) or 'external: true' "
+            "(it starts by itself), not both"
+        )
+    key = present[0]
+    if key == "external" and not fields.get_bool("external"):
+        return None  # external: false is a stub like any other
+    for other in fields:
+        if other not in _OUTSIDE_ENTRY_KEYS and other != key:
+            raise fields.require(other).error(
+                f"{other!r} is for SIP Server stubs; an application with {key!r} takes "
+                f"{', '.join(_OUTSIDE_ENTRY_KEYS)} and {key}"
+            )
+    command: CommandProgram | None = None
+    if key == "command":
+        node = fields.require("command")
+        items = node.as_list()
+        if not items:
+            raise node.error("expected a non-empty list: the program, then its arguments")
+        argv = tuple(item.as_str() for item in items)
+        command = CommandProgram(argv, str(Path(fields.file).parent.absolute()))
+    node = fields.require(key)
+    return OutsideApplication(
+        fields.get_str("application"),
+        host=fields.get_str("host", None),
+        command=command,
+        file=fields.file,
+        line=node.line,
+        key=node.path,
+    )
 
 
 def _application(entry: Node, *, strict: bool = False) -> StubFixture:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_common.yamlsource import format_number
+from lca_common.yamlsource import ConfigError, format_number
+from lca_emulator.applications import CommandProgram
 from lca_emulator.journal import JournalEvent
 from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
@@ -24,6 +25,7 @@ __all__ = [
     "ExpectationKind",
     "HaPair",
     "ManagementConfig",
+    "OutsideApplication",
     "Scenario",
     "ScenarioEvent",
     "ScsOptions",
@@ -154,6 +156,39 @@ class Expectation:
         return f"{self.application} {subject} at t={when}"
 
 
+WALL_CLOCK_REASONS: Final = {
+    "command": "command needs --real-time: a program runs on the wall clock",
+    "external": "external needs --real-time: an outside program runs on the wall clock",
+}
+"""Why a file with outside applications cannot run in virtual time, by key."""
+
+
+@dataclass(frozen=True)
+class OutsideApplication:
+    """An application that is not a stub: a ``command`` the LCA runs, or an ``external``
+    program (``command`` None) that the LCA never starts and only waits for.
+
+    ``file``, ``line`` and ``key`` say where its ``command`` or ``external`` key is.
+    """
+
+    application: str
+    host: str | None = None
+    command: CommandProgram | None = None
+    file: str = ""
+    line: int = 0
+    key: str = ""
+
+    @property
+    def external(self) -> bool:
+        """Not started by the LCA: it registers by itself."""
+        return self.command is None
+
+    def wall_clock_error(self) -> ConfigError:
+        """Why it cannot run in virtual time, at its key."""
+        reason = WALL_CLOCK_REASONS["external" if self.external else "command"]
+        return ConfigError(self.file, self.line or None, self.key, reason)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A validated scenario file: what runs, for how long, what happens and what must hold.
@@ -172,6 +207,12 @@ class Scenario:
     """The LCA's heartbeat period (our extension): an application silent longer is hung."""
     scs: ScsOptions = field(default_factory=ScsOptions)
     """The SCS's options (``scs:``)."""
+    outside: tuple[OutsideApplication, ...] = ()
+    """Applications that are not stubs (``command`` or ``external``): wall clock only."""
+
+    def wall_clock_error(self) -> ConfigError | None:
+        """Why this scenario cannot run in virtual time (its first outside application)."""
+        return self.outside[0].wall_clock_error() if self.outside else None
 
 
 @dataclass(frozen=True)
@@ -182,6 +223,7 @@ class ManagementConfig:
     ha_pairs: tuple[HaPair, ...]
     path: str
     scs: ScsOptions = field(default_factory=ScsOptions)
+    outside: tuple[OutsideApplication, ...] = ()
 
 
 EXPECTABLE_EVENTS: Final = (

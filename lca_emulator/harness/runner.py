@@ -98,11 +98,18 @@ async def run_scenario(
     opened: Callable[[Site], object] | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` once and judge it; ``opened`` hears of the site once it listens
-    (so an interrupted run can still stop its applications)."""
+    (so an interrupted run can still stop its applications).
+
+    :raises ConfigError: it has outside applications and ``mode`` is virtual.
+    """
+    problem = scenario.wall_clock_error()
+    if mode is RunMode.VIRTUAL and problem is not None:
+        raise problem
     started = time.monotonic()
     site = Site(
         reactor,
         applications=scenario.applications,
+        outside=scenario.outside,
         pairs=scenario.ha_pairs,
         mode=mode,
         time_scale=time_scale,

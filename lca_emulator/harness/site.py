@@ -30,7 +30,9 @@ from lca_emulator.harness.launchers import (
     InProcessLauncher,
     StubProcessLauncher,
     application_spec,
+    outside_spec,
 )
+from lca_emulator.harness.model import OutsideApplication
 from lca_emulator.harness.network import (
     LoopbackNetwork,
     MemoryNetwork,
@@ -67,7 +69,8 @@ class Site:
 
     ``transport`` says what carries a virtual-time run's connections (in memory by
     default, or loopback TCP); wall-clock runs use loopback TCP.  ``launcher``
-    replaces the one the mode implies (tests use fakes).
+    replaces the one the mode implies (tests use fakes).  ``outside`` applications
+    (a command, or external) need a wall-clock mode.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Site:
         reactor: Any,
         *,
         applications: Iterable[StubFixture] = (),
+        outside: Iterable[OutsideApplication] = (),
         pairs: Iterable[HaPair] = (),
         mode: RunMode = RunMode.VIRTUAL,
         time_scale: float = 1.0,
@@ -103,7 +107,10 @@ class Site:
             launcher = self._launcher_for(mode)
         self.layer = ManagementLayer(
             self.clock,
-            applications=[application_spec(fixture) for fixture in applications],
+            applications=[
+                *(application_spec(fixture) for fixture in applications),
+                *(outside_spec(application) for application in outside),
+            ],
             pairs=pairs,
             launcher=launcher,
             heartbeat=heartbeat,
@@ -120,6 +127,10 @@ class Site:
                 ProcessLauncher(self.reactor, self.clock),
                 Path(self._workdir.name),
                 time_scale=self.time_scale,
+            )
+        if mode is RunMode.REAL_TIME:  # commands run as processes, on the wall clock
+            return InProcessLauncher(
+                self.network, self.clock, ProcessLauncher(self.reactor, self.clock)
             )
         return InProcessLauncher(self.network, self.clock)
 

@@ -121,6 +121,9 @@ class ApplicationControl:
         A start while a restart of ``name`` is under way is that restart's start.
         """
         spec = self._check(name)
+        if spec.external:
+            self._await_external(name)
+            return
         if name in self._restarting:
             return
         if name in self._running:
@@ -143,6 +146,31 @@ class ApplicationControl:
         self.registry.note(name, JournalEvent.STARTED, f"pid={app.pid or '-'}", pid=app.pid)
         app.exited.addCallback(self._exited, name, app)
 
+    def _await_external(self, name: str) -> None:
+        """An external application is started by someone else: wait for it to register.
+
+        One that is connected already keeps its status.
+        """
+        record = self.registry.get(name)
+        if record is not None and record.connected:
+            return
+        self.registry.note(
+            name,
+            JournalEvent.START_REQUESTED,
+            "external: waiting for it to register",
+            status=ApplicationStatus.START_PENDING,
+        )
+
+    def _controlled(self, name: str, action: str) -> ApplicationSpec:
+        """The spec of ``name``, which the LCA must be able to ``action`` (not external)."""
+        spec = self._check(name)
+        if spec.external:
+            raise ControlError(
+                ErrorCode.NOT_MANAGED,
+                f"{name} is external: the LCA does not {action} it (it was not started by it)",
+            )
+        return spec
+
     def _exited(self, exit: ProcessExit, name: str, app: RunningApplication) -> ProcessExit:
         if self._running.get(name) is app:
             del self._running[name]
@@ -163,7 +191,7 @@ class ApplicationControl:
 
         A stop while a restart is under way cancels the restart's start.
         """
-        spec = self._check(name)
+        spec = self._controlled(name, "stop")
         self._restarting.pop(name, None)
         if not graceful:
             return self._stop(name)
@@ -208,12 +236,12 @@ class ApplicationControl:
 
     def kill(self, name: str) -> Deferred[ProcessExit | None]:
         """End ``name`` at once, as ``kill -9`` would."""
-        self._check(name)
+        self._controlled(name, "kill")
         return self._kill(name)
 
     def hang(self, name: str) -> None:
         """Make ``name`` hang: it stays connected but answers nothing, heartbeats included."""
-        self._check(name)
+        self._controlled(name, "hang")
         app = self._running.get(name)
         if app is None:
             raise ControlError(ErrorCode.NOT_MANAGED, f"{name} is not running")
@@ -226,7 +254,7 @@ class ApplicationControl:
         Fires once it has been started again (or with the :class:`ControlError` of the
         start).  Restarts asked for while one is under way are the same restart.
         """
-        self._check(name)
+        self._controlled(name, "restart")
         return self._restart(name, self._stop)
 
     def _restart(

@@ -279,9 +279,10 @@ def timeline_svg(result: ScenarioResult, layout: ChartLayout | None = None) -> s
     layout = layout or ChartLayout()
     scenario = result.scenario
     timeline = result.timeline
-    names = [app.application for app in scenario.applications]
-    names += [n for n in dict.fromkeys(e.application for e in timeline.entries) if n not in names]
     hosts = {app.application: app.host for app in scenario.applications}
+    hosts.update((app.application, app.host) for app in scenario.outside)
+    names = list(hosts)
+    names += [n for n in dict.fromkeys(e.application for e in timeline.entries) if n not in names]
     end = max([scenario.duration, *(e.time for e in timeline.entries)])
     end = end if end > 0 else 1.0
     height = layout.top + layout.lane_height * max(len(names), 1) + layout.bottom
