@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
+
+from lca_emulator.cli.run import results_schema
 
 BIN = Path(sys.executable).parent
 
@@ -117,6 +120,45 @@ def test_json_and_timeline_outputs(scenario: Path) -> None:
     assert [(e["time"], e["application"]) for e in refused] == [(60, "SIPS_B")]
 
 
+def _valid(document: object) -> None:
+    """Fail unless ``document`` is valid under the shipped ``--json`` schema."""
+    schema = results_schema()
+    Draft202012Validator.check_schema(schema)
+    Draft202012Validator(schema).validate(document)
+
+
+def test_json_document_is_structured_and_valid_under_its_schema(scenario: Path) -> None:
+    """Real --json output (with --golden) is valid under the shipped schema and carries
+    each expectation's kind, subject, value, times and miss as fields."""
+    scenario.write_text(
+        SCENARIO.replace("at: 60}", "between: [50, 70]}")
+        + "  - {application: SIPS_B, mode: BACKUP, at-end: true}\n"
+        + "  - {application: SIPS_B, status: RUNNING, within: 30, miss: true}\n"
+    )
+    here = scenario.parent
+    run("lca-emulator", "run", "--golden", "g", "--update-golden", scenario.name, cwd=here)
+    result = run(
+        "lca-emulator", "run", "--golden", "g", "--json", "r.json", scenario.name, cwd=here
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads((here / "r.json").read_text())
+    _valid(doc)
+    [entry] = doc["scenarios"]
+    assert entry["settings"] == {"mode": "virtual", "transport": "memory", "time_scale": None}
+    assert entry["tolerance"] == 0
+    assert entry["golden"] == []
+    fields = ["kind", "application", "subject", "value", "time", "until", "miss", "passed"]
+    rows = [tuple(e.get(f) for f in fields) for e in entry["expectations"]]
+    assert rows == [
+        ("at", "SIPS_B", "status", "SERVICE_UNAVAILABLE", 5, None, False, True),
+        ("between", "SIPS_B", "event", "switchover-refused", 50, 70, False, True),
+        ("never", "SIPS_B", "mode", "PRIMARY", None, None, False, True),
+        ("at-end", "SIPS_B", "mode", "BACKUP", None, None, False, True),
+        ("within", "SIPS_B", "status", "RUNNING", 30, None, True, True),
+    ]
+    assert "time" not in entry["expectations"][2]
+
+
 def test_folder_runs_only_scenarios(scenario: Path) -> None:
     """A folder runs every scenario under it; fixture files beside them are skipped."""
     (scenario.parent / "stub.yaml").write_text("application: X\nmode: primary\n")
@@ -169,8 +211,12 @@ def test_same_file_runs_on_the_wall_clock(tmp_path: Path, flags: list[str]) -> N
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wall clock x0.05" in result.stdout
-    [entry] = json.loads(out.read_text())["scenarios"]
+    document = json.loads(out.read_text())
+    _valid(document)
+    [entry] = document["scenarios"]
     assert entry["mode"] == flags[0].removeprefix("--")
+    assert entry["settings"]["time_scale"] == 0.05
+    assert entry["tolerance"] == pytest.approx(41.0)  # 1 s + 2 s of slack / 0.05
     assert entry["passed"]
 
 

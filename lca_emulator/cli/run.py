@@ -9,6 +9,8 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,9 +20,9 @@ from lca_emulator.harness import golden as golden_journals
 from lca_emulator.harness.batch import run_in_workers, run_serially
 from lca_emulator.harness.discovery import discover_scenarios
 from lca_emulator.harness.loader import load_scenario
-from lca_emulator.harness.model import Scenario
+from lca_emulator.harness.model import Expectation, Scenario
 from lca_emulator.harness.network import Transport
-from lca_emulator.harness.runner import RunSettings, ScenarioResult
+from lca_emulator.harness.runner import RunSettings, ScenarioResult, tolerance
 from lca_emulator.harness.site import RunMode
 from lca_emulator.web.report import check_writable, write_report
 
@@ -142,7 +144,10 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.json:
             path = Path(args.json)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(results_document(results), indent=2) + "\n")
+            document = results_document(
+                results, settings, golden=golden is not None and not golden.update
+            )
+            path.write_text(json.dumps(document, indent=2) + "\n")
         if args.timeline:
             write_timelines(results, Path(args.timeline))
         if args.html:
@@ -268,8 +273,23 @@ def print_result(result: ScenarioResult, out: TextIO, *, quiet: bool = False) ->
     out.flush()
 
 
-def results_document(results: Sequence[ScenarioResult]) -> dict[str, Any]:
-    """The ``--json`` document."""
+@cache
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the ``--json`` document, as shipped in this package."""
+    text = resources.files(__package__).joinpath("results.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def results_document(
+    results: Sequence[ScenarioResult],
+    settings: RunSettings | None = None,
+    *,
+    golden: bool = False,
+) -> dict[str, Any]:
+    """The ``--json`` document (``results.schema.json``); ``golden`` when the journals
+    were compared with golden ones (each scenario then lists its difference lines)."""
+    settings = settings if settings is not None else RunSettings()
     return {
         "passed": all(r.passed for r in results),
         "summary": {
@@ -277,35 +297,69 @@ def results_document(results: Sequence[ScenarioResult]) -> dict[str, Any]:
             "passed": sum(r.passed for r in results),
             "failed": sum(not r.passed for r in results),
         },
-        "scenarios": [
-            {
-                "name": r.scenario.name,
-                "path": r.scenario.path,
-                "mode": r.mode.value,
-                "passed": r.passed,
-                "wall_seconds": round(r.wall_seconds, 4),
-                "errors": list(r.errors),
-                "notes": list(r.notes),
-                "expectations": [
-                    {
-                        "expected": v.expectation.text,
-                        "line": v.expectation.line,
-                        "passed": v.passed,
-                        "observed": v.observed,
-                    }
-                    for v in r.verdicts
-                ],
-                "timeline": {
-                    name: r.timeline.describe(name)
-                    for name in [
-                        *(app.application for app in r.scenario.applications),
-                        *(app.application for app in r.scenario.outside),
-                    ]
-                },
-            }
-            for r in results
-        ],
+        "scenarios": [_scenario_document(r, settings, golden=golden) for r in results],
     }
+
+
+def _scenario_document(
+    result: ScenarioResult, settings: RunSettings, *, golden: bool
+) -> dict[str, Any]:
+    virtual = result.mode is RunMode.VIRTUAL
+    document: dict[str, Any] = {
+        "name": result.scenario.name,
+        "path": result.scenario.path,
+        "mode": result.mode.value,
+        "passed": result.passed,
+        "wall_seconds": round(result.wall_seconds, 4),
+        "settings": {
+            "mode": result.mode.value,
+            # wall-clock runs always connect over loopback TCP (Site)
+            "transport": settings.transport.value if virtual else Transport.TCP.value,
+            "time_scale": None if virtual else settings.time_scale,
+        },
+        "tolerance": tolerance(result.mode, settings.time_scale),
+        "errors": list(result.errors),
+        "notes": list(result.notes),
+        "expectations": [
+            {**_expectation_document(v.expectation), "passed": v.passed, "observed": v.observed}
+            for v in result.verdicts
+        ],
+        "timeline": {
+            name: result.timeline.describe(name)
+            for name in [
+                *(app.application for app in result.scenario.applications),
+                *(app.application for app in result.scenario.outside),
+            ]
+        },
+    }
+    if golden:
+        document["golden"] = list(result.golden)
+    return document
+
+
+def _expectation_document(expectation: Expectation) -> dict[str, Any]:
+    """What an expectation says, as fields (``expected`` is the same in words)."""
+    if expectation.status is not None:
+        subject, value = "status", expectation.status.value
+    elif expectation.mode is not None:
+        subject, value = "mode", expectation.mode.value
+    else:
+        assert expectation.event is not None
+        subject, value = "event", expectation.event.value
+    document: dict[str, Any] = {
+        "expected": expectation.text,
+        "line": expectation.line,
+        "kind": expectation.kind.value,
+        "application": expectation.application,
+        "subject": subject,
+        "value": value,
+    }
+    if expectation.time is not None:
+        document["time"] = expectation.time
+    if expectation.until is not None:
+        document["until"] = expectation.until
+    document["miss"] = expectation.miss
+    return document
 
 
 def write_timelines(results: Sequence[ScenarioResult], folder: Path) -> None:
