@@ -159,6 +159,30 @@ def test_json_document_is_structured_and_valid_under_its_schema(scenario: Path) 
     assert "time" not in entry["expectations"][2]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--json", "taken/r.json"], "cannot write --json taken/r.json: taken is not a folder"),
+        (["--json", "."], "cannot write --json .: . is a folder"),
+        (["--timeline", "taken"], "cannot write --timeline taken: taken is not a folder"),
+        (["--timeline", "taken/tl"], "cannot write --timeline taken/tl: taken is not a folder"),
+        (
+            ["--golden", "taken/g", "--update-golden"],
+            "cannot write --golden taken/g: taken is not a folder",
+        ),
+    ],
+)
+def test_output_paths_are_checked_before_running(
+    scenario: Path, args: list[str], message: str
+) -> None:
+    """An output that cannot be written is exit 2 at once: nothing runs, nothing printed."""
+    (scenario.parent / "taken").write_text("a file, not a folder")
+    result = run("lca-emulator", "run", *args, scenario.name, cwd=scenario.parent)
+    assert result.returncode == 2
+    assert result.stderr == f"lca-emulator: {message}\n"
+    assert result.stdout == ""
+
+
 def test_folder_runs_only_scenarios(scenario: Path) -> None:
     """A folder runs every scenario under it; fixture files beside them are skipped."""
     (scenario.parent / "stub.yaml").write_text("application: X\nmode: primary\n")

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,8 +101,8 @@ def add_run_arguments(sub: Any) -> None:
 def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``lca-emulator run``; returns the exit code."""
     out = out if out is not None else sys.stdout
-    if args.html and (why := check_writable(Path(args.html))):
-        print(f"lca-emulator: cannot write --html {args.html}: {why}", file=sys.stderr)
+    if unwritable := check_outputs(args):
+        print(f"lca-emulator: {unwritable}", file=sys.stderr)
         return EXIT_BAD_INPUT
     scenarios, problems = load_all(args.paths, strict=args.strict)
     if problems:
@@ -156,6 +157,37 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"lca-emulator: cannot write results: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_PASSED if all(r.passed for r in results) else EXIT_FAILED
+
+
+def check_outputs(args: argparse.Namespace) -> str | None:
+    """Why an output of the run cannot be written, checked before anything runs (a run
+    on the wall clock may take hours): ``None`` when every one can."""
+    files = [("--json", args.json), ("--html", args.html)]
+    for flag, name in files:
+        if name and (why := check_writable(Path(name))):
+            return f"cannot write {flag} {name}: {why}"
+    folders = [("--timeline", args.timeline)]
+    if args.update_golden:
+        folders.append(("--golden", args.golden))
+    for flag, name in folders:
+        if name and (why := check_folder_writable(Path(name))):
+            return f"cannot write {flag} {name}: {why}"
+    return None
+
+
+def check_folder_writable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder``, or ``None`` if they can (it is made if
+    needed); tried for real, as :func:`check_writable` does for a file."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 def load_all(
