@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from lca_emulator.cli.run import results_schema
+from lca_emulator.cli.run import format_wall, long_run_warning, results_schema, wall_estimate
+from lca_emulator.harness.loader import load_scenario
+from lca_emulator.harness.runner import RunSettings
+from lca_emulator.harness.site import RunMode
 
 BIN = Path(sys.executable).parent
 
@@ -235,6 +238,9 @@ def test_same_file_runs_on_the_wall_clock(tmp_path: Path, flags: list[str]) -> N
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wall clock x0.05" in result.stdout
+    assert "; about 2 s of wall-clock time\n" in result.stdout
+    assert "warning" not in result.stdout
+    assert "  ... [1/1] short rehearsal (2 s; about 2 s left)\n" in result.stdout
     document = json.loads(out.read_text())
     _valid(document)
     [entry] = document["scenarios"]
@@ -262,7 +268,7 @@ def _children_of(parent: int) -> list[int]:
 def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
     """Ctrl-C during --processes stops the stubs and exits 1, saying the run was cut short."""
     path = tmp_path / "scenario_long.yaml"
-    path.write_text(SHORT.replace("duration: 40", "duration: 600"))
+    path.write_text(SHORT.replace("duration: 40", "duration: 9000"))
     proc = subprocess.Popen(
         [str(BIN / "lca-emulator"), "run", str(path), "--processes"],
         stdout=subprocess.PIPE,
@@ -271,8 +277,17 @@ def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("running 1 scenario(s)")
-        assert proc.stdout.readline().startswith("  ... short rehearsal")
+        header = proc.stdout.readline()
+        assert header.startswith("running 1 scenario(s)")
+        assert header.endswith("; about 2 h 30 min of wall-clock time\n")
+        assert proc.stdout.readline() == (
+            "warning: this run will take about 2 h 30 min of wall-clock time; "
+            "--time-scale 0.01 runs it 100x faster\n"
+        )
+        assert (
+            proc.stdout.readline()
+            == "  ... [1/1] short rehearsal (9000 s; about 2 h 30 min left)\n"
+        )
         for _ in range(400):  # until both stub processes exist: up to 20 s
             if len(_children_of(proc.pid)) == 2:
                 break
@@ -369,3 +384,31 @@ def test_golden_usage_errors(scenario: Path, args: list[str], message: str) -> N
     result = run("lca-emulator", "run", *args, scenario.name, cwd=scenario.parent)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.5, "0.5 s"), (45, "45 s"), (59.4, "59.4 s"), (60, "1 min"), (725, "12 min"),
+     (3600, "1 h"), (9000, "2 h 30 min"), (86_400 + 60, "24 h 1 min")],
+)  # fmt: skip
+def test_wall_durations_read_as_people_say_them(seconds: float, text: str) -> None:
+    """Wall-clock durations are shown in seconds, minutes, or hours and minutes."""
+    assert format_wall(seconds) == text
+
+
+def test_wall_estimate_and_long_run_warning(tmp_path: Path) -> None:
+    """The estimate is durations x time-scale (shared by workers); beyond 10 minutes a
+    warning names a --time-scale that brings the run near 10 minutes or under."""
+    path = tmp_path / "scenario_short.yaml"
+    path.write_text(SHORT)
+    scenarios = [load_scenario(str(path))] * 12  # 12 x 40 s
+    assert wall_estimate(scenarios, 0.5) == 240
+    assert wall_estimate(scenarios, 1.0, jobs=4) == 120
+    assert wall_estimate(scenarios[:1], 1.0, jobs=4) == 40  # not less than the longest
+    assert wall_estimate(scenarios, 1.25) == 600
+    settings = RunSettings(RunMode.REAL_TIME, 1.25)
+    assert long_run_warning(600, settings) is None
+    assert long_run_warning(601, settings) == (
+        "warning: this run will take about 10 min of wall-clock time; "
+        "--time-scale 0.125 runs it 10x faster"
+    )

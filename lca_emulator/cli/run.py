@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import tempfile
 import time
@@ -235,11 +236,13 @@ def _run_all(
 ) -> list[ScenarioResult]:
     jobs = min(jobs, len(scenarios))
     workers = f", {jobs} workers" if jobs > 1 else ""
-    print(
-        f"running {len(scenarios)} scenario(s): {settings.describe()}{workers}",
-        file=out,
-        flush=True,
-    )
+    header = f"running {len(scenarios)} scenario(s): {settings.describe()}{workers}"
+    if settings.mode is not RunMode.VIRTUAL:
+        wall = wall_estimate(scenarios, settings.time_scale, jobs)
+        header += f"; about {format_wall(wall)} of wall-clock time"
+    print(header, file=out, flush=True)
+    if settings.mode is not RunMode.VIRTUAL and (warning := long_run_warning(wall, settings)):
+        print(warning, file=out, flush=True)
     started = time.monotonic()
 
     checked: dict[int, ScenarioResult] = {}
@@ -249,13 +252,13 @@ def _run_all(
             result = checked[index] = golden.check(result)
         print_result(result, out, quiet=quiet)
         if settings.mode is not RunMode.VIRTUAL and jobs == 1 and index + 1 < len(scenarios):
-            _announce_next(scenarios[index + 1], settings, out)
+            _announce_next(scenarios, index + 1, settings, out)
 
     if jobs > 1:
         results = run_in_workers(scenarios, settings, jobs, announce)
     else:
         if settings.mode is not RunMode.VIRTUAL:
-            _announce_next(scenarios[0], settings, out)
+            _announce_next(scenarios, 0, settings, out)
         results = run_serially(scenarios, settings, announce)
     results = [checked.get(index, result) for index, result in enumerate(results)]
     passed = sum(r.passed for r in results)
@@ -269,10 +272,57 @@ def _run_all(
     return results
 
 
-def _announce_next(scenario: Scenario, settings: RunSettings, out: TextIO) -> None:
-    """On the wall clock, say which scenario starts and how long it will take."""
+LONG_RUN = 600.0
+"""Wall-clock seconds beyond which a run is announced with a warning (10 minutes)."""
+
+
+def wall_estimate(scenarios: Sequence[Scenario], time_scale: float, jobs: int = 1) -> float:
+    """About how many wall-clock seconds the scenarios take: their durations times the
+    scale, shared by ``jobs`` workers (never less than the longest one)."""
+    durations = [s.duration * time_scale for s in scenarios]
+    if not durations:
+        return 0.0
+    return max(sum(durations) / max(jobs, 1), max(durations))
+
+
+def format_wall(seconds: float) -> str:
+    """A wall-clock duration for people: ``45 s``, ``12 min``, ``2 h 30 min``."""
+    if seconds < 59.5:
+        return f"{format_number(round(seconds, 1))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def long_run_warning(wall: float, settings: RunSettings) -> str | None:
+    """The line that warns of a run longer than :data:`LONG_RUN`, with a faster
+    ``--time-scale`` (a power of 10 that brings it near or under it), or ``None``."""
+    if wall <= LONG_RUN:
+        return None
+    factor = 10 ** max(1, math.ceil(math.log10(wall / LONG_RUN)))
+    faster = f"{settings.time_scale / factor:g}"
+    return (
+        f"warning: this run will take about {format_wall(wall)} of wall-clock time; "
+        f"--time-scale {faster} runs it {factor}x faster"
+    )
+
+
+def _announce_next(
+    scenarios: Sequence[Scenario], index: int, settings: RunSettings, out: TextIO
+) -> None:
+    """On the wall clock, say which scenario starts, how long it will take and about how
+    long the run has left (this scenario included)."""
+    scenario = scenarios[index]
     real = scenario.duration * settings.time_scale
-    print(f"  ... {scenario.name} ({format_number(real)} s)", file=out, flush=True)
+    left = wall_estimate(scenarios[index:], settings.time_scale)
+    print(
+        f"  ... [{index + 1}/{len(scenarios)}] {scenario.name} "
+        f"({format_number(round(real, 3))} s; about {format_wall(left)} left)",
+        file=out,
+        flush=True,
+    )
 
 
 def print_result(result: ScenarioResult, out: TextIO, *, quiet: bool = False) -> None:
