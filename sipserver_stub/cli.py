@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             lca=lca,
             probe=SipPortProbe(),
             pid=os.getpid(),
+            lca_name=args.lca,
         )
         stub.start()
         return stub.stopped.addCallback(lambda _: stub.closed)

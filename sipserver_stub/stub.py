@@ -22,6 +22,7 @@ class SipServerStub:
 
     :param probe: what opens the SIP port for the backup port check.
     :param pid: the process id to register with (``None`` for in-process stubs).
+    :param lca_name: the LCA as log lines name it (the ``--lca`` string).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class SipServerStub:
         lca: IStreamClientEndpoint,
         probe: SipPortProbe,
         pid: int | None = None,
+        lca_name: str | None = None,
     ) -> None:
         self.fixture = fixture
         self.clock = clock
@@ -52,6 +54,7 @@ class SipServerStub:
             pid=pid,
             on_mode=self._mode_changed,
             on_suspend=self._suspend,
+            lca_name=lca_name,
         )
 
     # -- lifecycle -----------------------------------------------------------------
