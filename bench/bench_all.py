@@ -25,7 +25,7 @@ from bench_suite import Row
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-GROUPS = ("virtual", "timeout", "wire", "latency", "stub", "processes", "suites", "pytest")
+GROUPS = ("codec", "virtual", "timeout", "wire", "latency", "stub", "processes", "suites", "pytest")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--copies", type=int, default=5, help="copies of fixtures/ for --jobs")
     p.add_argument("--apps", type=int, default=20, help="applications for the throughput")
     p.add_argument("--reports", type=int, default=500, help="reports per application")
+    p.add_argument("--lines", type=int, default=50_000, help="lines per codec round")
     p.add_argument("--latency-reports", type=int, default=1000, help="reports timed one by one")
     p.add_argument(
         "--pytest",
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     async def run(reactor: Any) -> None:
         steps: list[tuple[str, Callable[[], Awaitable[list[Row]]]]] = [
+            ("codec", lambda: _now(suite.codec, args.repeat, args.lines)),
             ("virtual", lambda: suite.virtual_suite(reactor, args.repeat)),
             ("timeout", lambda: suite.hour_timeout(reactor, max(args.repeat, 10))),
             ("wire", lambda: suite.throughput(reactor, args.repeat, args.apps, args.reports)),

@@ -16,18 +16,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+import bench_codec
+import bench_stub_start
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from lca_common.protocol.codec import encode
+from lca_common.protocol.codec import decode, encode
 from lca_common.protocol.messages import (
+    APPLICATION_TO_LCA,
     ApplicationStatus,
     EventApplicationInfo,
     ExecutionMode,
@@ -117,6 +121,8 @@ class Row:
 
 def show(value: float, unit: str) -> str:
     """A value with its unit, three significant digits for times."""
+    if unit == "us":
+        return f"{value:.2f} us"
     if unit == "/s":
         return f"{value:,.0f}/s"
     if unit == "s":
@@ -344,11 +350,15 @@ async def stub_start(reactor: Any, starts: int) -> list[Row]:
     def help_exit() -> float:
         return command_seconds([sys.executable, "-m", "sipserver_stub", "--help"])
 
+    def first_line() -> float:
+        return bench_stub_start.time_stub(stub[0], str(PRIMARY_STUB), timeout=WAIT_LIMIT)
+
     try:
         samples = await alternate(
             {
                 "stub": until_registered,
                 "bare": blocking(bare_start),
+                "first-line": blocking(first_line),
                 "help": blocking(help_exit),
             },
             starts,
@@ -363,6 +373,15 @@ async def stub_start(reactor: Any, starts: int) -> list[Row]:
             median_ms(samples["stub"]),
             "ms",
             "bare `python -c 'import twisted.internet.reactor'`, to exit",
+            bare,
+            Target("ratio", "<=", 1.1),
+        ),
+        Row(
+            "`sipserver-stub` until its first line reaches a plain socket "
+            "(bench_stub_start.py's figure)",
+            median_ms(samples["first-line"]),
+            "ms",
+            "bare start, to exit",
             bare,
             Target("ratio", "<=", 1.1),
         ),
@@ -490,6 +509,52 @@ def _alternate_blocking(
     return samples
 
 
+# -- the codec, against the json module ----------------------------------------------
+
+
+def codec(rounds: int, lines: int) -> list[Row]:
+    """Microseconds per line (bench_codec.py's lines): decoding a ``RequestUpdateStatus``
+    against ``json.loads`` of it, encoding an ``EventApplicationInfo`` against
+    ``json.dumps`` of the same fields."""
+    names = {
+        "decode": decode,
+        "encode": encode,
+        "loads": json.loads,
+        "dumps": _dumps,
+        "LINE": bench_codec.STATUS_LINE,
+        "INFO": bench_codec.INFO,
+        "INFO_OBJECT": json.loads(encode(bench_codec.INFO)),
+        "ACCEPTED": APPLICATION_TO_LCA,
+    }
+    statements = {
+        "decode": "decode(LINE, ACCEPTED)",
+        "loads": "loads(LINE)",
+        "encode": "encode(INFO)",
+        "dumps": "dumps(INFO_OBJECT)",
+    }
+
+    def per_line(statement: str) -> Callable[[], float]:
+        return lambda: timeit.timeit(statement, globals=names, number=lines) / lines * 1e6
+
+    samples = _alternate_blocking({k: per_line(v) for k, v in statements.items()}, rounds)
+    return [
+        Row(
+            "decode a `RequestUpdateStatus` line (codec)",
+            statistics.median(samples["decode"]),
+            "us",
+            "`json.loads` of that line",
+            statistics.median(samples["loads"]),
+        ),
+        Row(
+            "encode an `EventApplicationInfo` (codec)",
+            statistics.median(samples["encode"]),
+            "us",
+            "`json.dumps` of the same fields",
+            statistics.median(samples["dumps"]),
+        ),
+    ]
+
+
 # -- 5, 6: the wire, against a JSON echo -------------------------------------------------
 
 
@@ -615,61 +680,100 @@ def _turn(reactor: Any) -> Deferred[None]:
     return d
 
 
+WINDOW = 1000
+"""Messages in flight at most (sent, not yet seen at the receiving end) in the
+throughput figures: about 150 KB of notifications, well under the 1 MiB a subscriber
+may leave unread before the SCS endpoint closes it as too slow (protocol.md, section
+7). Unpaced, 10,000 reports pushed in bursts got the subscriber closed."""
+
+
+class Stream:
+    """Counts what arrives and lets the sender wait until at most ``WINDOW`` messages
+    are in flight."""
+
+    def __init__(self, reactor: Any, expected: int) -> None:
+        self.reactor = reactor
+        self.expected = expected
+        self.seen = 0
+        self.sent = 0
+        self._caught_up: tuple[int, Deferred[None]] | None = None
+
+    def arrived(self, _: object = None) -> None:
+        self.seen += 1
+        if self._caught_up is not None and self.seen >= self._caught_up[0]:
+            _, d = self._caught_up
+            self._caught_up = None
+            d.callback(None)
+
+    def until_seen(self, count: int) -> Deferred[None]:
+        if self.seen >= count:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._caught_up = (count, d)
+        return d.addTimeout(WAIT_LIMIT, self.reactor)
+
+    def fail(self, why: str) -> None:
+        """The receiving end is gone: the wait fails at once, with ``why``."""
+        if self._caught_up is not None:
+            _, d = self._caught_up
+            self._caught_up = None
+            d.errback(BenchError(why))
+
+    async def run(self, rounds: int, send_round: Callable[[int], int]) -> float:
+        """Send ``rounds`` rounds (``send_round(i)`` sends one and says how many
+        messages); returns seconds until every message has arrived."""
+        started = time.perf_counter()
+        for i in range(rounds):
+            self.sent += send_round(i)
+            if self.sent - self.seen >= WINDOW:
+                await self.until_seen(self.sent - WINDOW // 2)
+        await self.until_seen(self.expected)
+        return time.perf_counter() - started
+
+
 async def lca_throughput(reactor: Any, apps: int, reports: int) -> float:
     """Status reports per second, counted when the subscriber has every notification."""
     wire = Wire(reactor)
     await wire.open(apps)
-    expected, seen = apps * reports, 0
-    done: Deferred[None] = Deferred()
+    stream = Stream(reactor, apps * reports)
+    wire.on_info = stream.arrived
+    assert wire.watcher is not None
+    watcher = wire.watcher
 
-    def count(info: EventApplicationInfo) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == expected:
-            done.callback(None)
+    def subscriber_closed(_: object) -> None:
+        errors = [m for m in watcher.received if not isinstance(m, EventApplicationInfo)]
+        stream.fail(f"the subscriber's connection closed after {stream.seen}: {errors}")
 
-    wire.on_info = count
-    done.addTimeout(WAIT_LIMIT, reactor)
-    started = time.perf_counter()
-    for i in range(reports):
+    watcher.closed.addCallback(subscriber_closed)
+
+    def send_round(i: int) -> int:
         message = _status(i)
         for app in wire.apps:
             app.send(message)
-        if i % 50 == 49:
-            await _turn(reactor)
-    await done
-    elapsed = time.perf_counter() - started
+        return len(wire.apps)
+
+    elapsed = await stream.run(reports, send_round)
     await wire.close()
-    return expected / elapsed
+    return stream.expected / elapsed
 
 
 async def echo_throughput(reactor: Any, apps: int, reports: int) -> float:
-    """Lines per second through the JSON echo, sent and counted the same way."""
+    """Lines per second through the JSON echo, sent and paced the same way."""
     echo = Echo(reactor)
     await echo.open(apps)
-    expected, seen = apps * reports, 0
-    done: Deferred[None] = Deferred()
-
-    def count(obj: object) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == expected:
-            done.callback(None)
-
+    stream = Stream(reactor, apps * reports)
     for client in echo.clients:
-        client.on_line = count
-    done.addTimeout(WAIT_LIMIT, reactor)
-    started = time.perf_counter()
-    for i in range(reports):
+        client.on_line = stream.arrived
+
+    def send_round(i: int) -> int:
         obj = STATUS_OBJECTS[i % 2]
         for client in echo.clients:
             client.send(obj)
-        if i % 50 == 49:
-            await _turn(reactor)
-    await done
-    elapsed = time.perf_counter() - started
+        return len(echo.clients)
+
+    elapsed = await stream.run(reports, send_round)
     await echo.close()
-    return expected / elapsed
+    return stream.expected / elapsed
 
 
 async def throughput(reactor: Any, repeat: int, apps: int, reports: int) -> list[Row]:
