@@ -33,7 +33,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=5, help="rounds of in-process figures")
     p.add_argument("--starts", type=int, default=10, help="rounds of process starts")
     p.add_argument("--runs", type=int, default=5, help="rounds of whole commands")
-    p.add_argument("--copies", type=int, default=5, help="copies of fixtures/ for --jobs")
+    p.add_argument(
+        "--min-scenarios",
+        type=int,
+        default=200,
+        help="scenarios for --jobs 2 against 1 (copies of fixtures/ when it has fewer)",
+    )
     p.add_argument("--apps", type=int, default=20, help="applications for the throughput")
     p.add_argument("--reports", type=int, default=500, help="reports per application")
     p.add_argument("--lines", type=int, default=50_000, help="lines per codec round")
@@ -98,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("latency", lambda: suite.latency(reactor, args.latency_reports)),
             ("stub", lambda: suite.stub_start(reactor, args.starts)),
             ("processes", lambda: _now(suite.processes_run, args.runs)),
-            ("suites", lambda: _now(suite.suites, args.copies, args.runs)),
+            ("suites", lambda: _now(suite.suites, args.min_scenarios, args.runs)),
             ("pytest", lambda: _now(suite.pytest_workers)),
         ]
         for name, step in steps:
