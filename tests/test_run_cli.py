@@ -234,19 +234,21 @@ def test_same_file_runs_on_the_wall_clock(tmp_path: Path, flags: list[str]) -> N
     path = tmp_path / "scenario_short.yaml"
     path.write_text(SHORT)
     out = tmp_path / "r.json"
-    args = ["lca-emulator", "run", str(path), *flags, "--time-scale", "0.05", "--json", str(out)]
+    # x0.2: the primary is killed 4 wall-clock seconds in, so a stub process that is
+    # slow to start on a loaded machine has registered by then
+    args = ["lca-emulator", "run", str(path), *flags, "--time-scale", "0.2", "--json", str(out)]
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "wall clock x0.05" in result.stdout
-    assert "; about 2 s of wall-clock time\n" in result.stdout
+    assert "wall clock x0.2" in result.stdout
+    assert "; about 8 s of wall-clock time\n" in result.stdout
     assert "warning" not in result.stdout
-    assert "  ... [1/1] short rehearsal (2 s; about 2 s left)\n" in result.stdout
+    assert "  ... [1/1] short rehearsal (8 s; about 8 s left)\n" in result.stdout
     document = json.loads(out.read_text())
     _valid(document)
     [entry] = document["scenarios"]
     assert entry["mode"] == flags[0].removeprefix("--")
-    assert entry["settings"]["time_scale"] == 0.05
-    assert entry["tolerance"] == pytest.approx(41.0)  # 1 s + 2 s of slack / 0.05
+    assert entry["settings"]["time_scale"] == 0.2
+    assert entry["tolerance"] == pytest.approx(11.0)  # 1 s + 2 s of slack / 0.2
     assert entry["passed"]
 
 
