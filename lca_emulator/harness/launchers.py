@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import yaml
 from twisted.internet.defer import Deferred
@@ -140,7 +141,7 @@ class InProcessStub:
             self.occupied.release()
         self._exit.ended(outcome)
 
-    def stop(self, grace: float, ask: Any) -> Deferred[ProcessExit]:
+    def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
         """Ask it to exit over the wire; stop it directly if it cannot be asked."""
         if self._exit.running and not ask():
             self.stub.stop()
