@@ -9,21 +9,11 @@ never looks inside ``program``, which only the launcher understands.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lca_common.configuration import Options, freeze_options
 from lca_emulator.sml import SML_SECTION, SmlOptions, parse_sml_options
-
-Options = Mapping[str, Mapping[str, str]]
-"""Configuration options by section, as configuration strings."""
-
-
-def freeze_options(options: Options) -> Options:
-    """A read-only copy of ``options``."""
-    return MappingProxyType(
-        {section: MappingProxyType(dict(values)) for section, values in options.items()}
-    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 
+from lca_common.configuration import parse_boolean
 from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS, ConnectionLimits
 from lca_common.protocol.limits import MAX_HOST_BYTES, MAX_NAME_BYTES, length_problem
 from lca_emulator.applications import ApplicationSpec
@@ -131,7 +132,7 @@ class ManagementLayer:
         )
         for spec in self.control.applications.values():
             vip = spec.options.get("TServer", {}).get("control-vip-scripts", "")
-            if vip.strip().casefold() == "true":
+            if parse_boolean(vip):
                 self.scs.uses_ip_takeover(spec.name)
         self.management = ManagementEndpoint(self.registry, self.scs, self.control, limits=limits)
         self._ports: list[IListeningPort] = []

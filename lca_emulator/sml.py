@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from lca_common.configuration import parse_boolean, parse_integer
+
 SML_SECTION: Final = "sml"
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 _THREAD_CLASS = re.compile(r"heartbeat-period-thread-class-[0-9]+")
 
 HEARTBEAT_PERIOD_MIN: Final = 3
@@ -41,18 +42,10 @@ class SmlOptions:
 
 
 def _integer(text: str, minimum: int, maximum: int, *, zero: bool = False) -> int | None:
-    value = text.strip()
-    if not _INTEGER.fullmatch(value):
-        return None
-    number = int(value)
-    if (zero and number == 0) or minimum <= number <= maximum:
+    number = parse_integer(text, None, None)
+    if number is not None and ((zero and number == 0) or minimum <= number <= maximum):
         return number
     return None
-
-
-def _boolean(text: str) -> bool | None:
-    folded = text.strip().casefold()
-    return True if folded == "true" else False if folded == "false" else None
 
 
 def parse_sml_options(raw: Mapping[str, str]) -> tuple[SmlOptions, tuple[str, ...]]:
@@ -77,7 +70,7 @@ def parse_sml_options(raw: Mapping[str, str]) -> tuple[SmlOptions, tuple[str, ..
             elif name == "heartbeat-period":
                 values["heartbeat_period"] = period
         elif name in ("hangup-restart", "autostart"):
-            flag = _boolean(text)
+            flag = parse_boolean(text)
             if flag is None:
                 invalid(name, text, "true or false", getattr(defaults, name.replace("-", "_")))
             else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from lca_common.configuration import freeze_options
 from lca_common.protocol.messages import ExecutionMode
 from lca_common.yamlsource import MappingNode, Node, load_yaml
 from sipserver_stub.options import (
@@ -122,14 +123,6 @@ FIXTURE_KEYS: Final = frozenset(
 _ALL_OK: Final = ComponentPlan(ComponentResult.OK)
 
 
-def _frozen_options(
-    options: Mapping[str, Mapping[str, str]],
-) -> Mapping[str, Mapping[str, str]]:
-    return MappingProxyType(
-        {section: MappingProxyType(dict(values)) for section, values in options.items()}
-    )
-
-
 def _complete_plans(
     components: Mapping[Component, ComponentPlan],
 ) -> Mapping[Component, ComponentPlan]:
@@ -170,7 +163,7 @@ class StubFixture:
             raise ValueError(f"a stub starts as PRIMARY or BACKUP, not {self.mode}")
         if not 0 <= self.sip_port <= 65535:
             raise ValueError(f"sip_port must be from 0 to 65535, got {self.sip_port}")
-        object.__setattr__(self, "options", _frozen_options(self.options))
+        object.__setattr__(self, "options", freeze_options(self.options))
         object.__setattr__(self, "components", _complete_plans(self.components))
 
     def tserver_options(self) -> tuple[TServerOptions, tuple[str, ...]]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from lca_common.configuration import parse_boolean, parse_integer
 from lca_common.yamlsource import suggestion
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
 ]
 
 TSERVER_SECTION: Final = "TServer"
-
-_DECIMAL = re.compile(r"[+-]?[0-9]{1,12}")
 
 
 class OptionKind(enum.Enum):
@@ -66,18 +64,9 @@ class OptionSpec:
 
     def parse(self, text: str) -> bool | int | None:
         """The value of a configuration string, or None when it is not a valid value."""
-        value = text.strip()
         if self.kind is OptionKind.BOOLEAN:
-            folded = value.casefold()
-            return True if folded == "true" else False if folded == "false" else None
-        if not _DECIMAL.fullmatch(value):
-            return None
-        number = int(value)
-        if (self.minimum is not None and number < self.minimum) or (
-            self.maximum is not None and number > self.maximum
-        ):
-            return None
-        return number
+            return parse_boolean(text)
+        return parse_integer(text, self.minimum, self.maximum)
 
 
 OPTION_SPECS: Final[Mapping[str, OptionSpec]] = MappingProxyType(
