@@ -543,7 +543,7 @@ class _ParsedFiles:
     cache, so each file is parsed once however often (and by whatever path) it is read.
     A document holds no file name; an error is kept as it is and renamed on the way out."""
 
-    def __init__(self, entries: int = 256, total_bytes: int = 16 * MAX_FILE_SIZE) -> None:
+    def __init__(self, entries: int = 1024, total_bytes: int = 16 * MAX_FILE_SIZE) -> None:
         self._found: OrderedDict[bytes, yaml.Node | ConfigError] = OrderedDict()
         self._entries = entries
         self._total_bytes = total_bytes

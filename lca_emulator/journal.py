@@ -53,16 +53,34 @@ class JournalEvent(enum.StrEnum):
     """IP Address Takeover: the virtual IP is taken down on the old primary's host."""
     VIP_ENABLED = "vip-enabled"
     """IP Address Takeover: the virtual IP is brought up on the new primary's host."""
+    HOST_DOWN = "host-down"
+    """Its host went down (a fault): the SCS lost the link to the host's LCA."""
+    HOST_UP = "host-up"
+    """Its host is back: the SCS has a link to the host's new LCA."""
+    LCA_LINK_LOST = "lca-link-lost"
+    """The SCS lost its link to the LCA of the application's host."""
+    LCA_LINK_RESTORED = "lca-link-restored"
+    """The SCS's link to that LCA is back: what the LCA knows now is what the SCS sees."""
+    NO_BRAIN = "no-brain"
+    """Neither member of a pair is up (or, detail "recovered", one is again)."""
+    FLAPPING = "flapping"
+    """The primary role of a pair moved twice within ``haflip-detect-timeout`` (or,
+    detail "stable", it stayed put that long since)."""
     FORGOTTEN = "forgotten"
     """A self-registered application was forgotten after its connection closed."""
 
 
 LOG_NOW_PRIMARY: Final = 5150
 LOG_NOW_BACKUP: Final = 5151
+LOG_FLAPPING: Final = 10327
+LOG_FLAPPING_STABLE: Final = 10328
 LOG_SPLIT_BRAIN: Final = 10329
 LOG_SPLIT_BRAIN_RECOVERED: Final = 10330
+LOG_NO_BRAIN: Final = 20621
+LOG_NO_BRAIN_RECOVERED: Final = 20623
 """Vendor log event numbers (SIP Server HA Deployment Guide, IP Address Takeover
-workflow: 00-5150 and 00-5151; SCS release notes: 10329 and 10330)."""
+workflow: 00-5150 and 00-5151; Solution Control Server 8.5 release notes: 10327 to
+10330, and the alarms 20621 "no brain" and 20623 "normal again" of 8.5.100.31)."""
 
 
 @dataclass(frozen=True, slots=True)

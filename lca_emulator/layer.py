@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList
@@ -12,9 +12,11 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamSer
 from lca_common.configuration import parse_boolean
 from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS, ConnectionLimits
 from lca_common.protocol.limits import MAX_HOST_BYTES, MAX_NAME_BYTES, length_problem
+from lca_common.protocol.messages import ErrorCode
 from lca_emulator.applications import ApplicationSpec
-from lca_emulator.journal import StatusJournal
-from lca_emulator.lca.agent import REGISTER_TIMEOUT, LocalControlAgent
+from lca_emulator.hosts import Host, Hosts
+from lca_emulator.journal import JournalEvent, StatusJournal
+from lca_emulator.lca.agent import REGISTER_TIMEOUT
 from lca_emulator.lca.control import (
     DEFAULT_GRACE,
     ApplicationControl,
@@ -28,10 +30,12 @@ from lca_emulator.scs.server import HaPair, ScsOptions, SolutionControlServer
 
 @dataclass(frozen=True)
 class ListeningAddresses:
-    """Where the two endpoints ended up listening."""
+    """Where the endpoints ended up listening: the default LCA, the SCS, and the LCA
+    of each host."""
 
     lca: IListeningPort
     scs: IListeningPort
+    hosts: Mapping[str, IListeningPort] = field(default_factory=dict)
 
     @staticmethod
     def describe(port: IListeningPort) -> str:
@@ -81,6 +85,7 @@ class ManagementLayer:
 
     :param applications: the configured applications (started and stopped by it).
     :param pairs: the HA pairs the SCS decides for.
+    :param hosts: hosts besides those the applications name (each host has an LCA).
     :param launcher: what starts applications; ``None`` starts nothing.  It is told
         where the LCA listens with each start.
     :param heartbeat: the LCA's heartbeat period (at least 0.1 s), or ``None``.
@@ -100,6 +105,7 @@ class ManagementLayer:
         *,
         applications: Iterable[ApplicationSpec] = (),
         pairs: Iterable[HaPair] = (),
+        hosts: Iterable[str] = (),
         launcher: ApplicationLauncher | None = None,
         heartbeat: float | None = None,
         grace: float = DEFAULT_GRACE,
@@ -111,6 +117,8 @@ class ManagementLayer:
     ) -> None:
         self.clock = clock
         pairs = tuple(pairs)
+        applications = tuple(applications)
+        scs_options = scs_options if scs_options is not None else ScsOptions()
         limits = ConnectionLimits(max_connections=max_connections)
         self.journal = journal if journal is not None else StatusJournal()
         self.registry = ApplicationRegistry(
@@ -119,16 +127,21 @@ class ManagementLayer:
         for pair in pairs:
             self.registry.keep(pair.primary)
             self.registry.keep(pair.backup)
-        self.lca = LocalControlAgent(
+        host_names = [*hosts, *(spec.host for spec in applications if spec.host is not None)]
+        self.hosts = Hosts(
             clock,
             self.registry,
+            host_names,
             heartbeat=heartbeat,
             register_timeout=register_timeout,
             limits=limits,
+            disconnect_switchover_timeout=scs_options.disconnect_switchover_timeout,
         )
-        self.scs = SolutionControlServer(self.registry, self.lca, pairs, scs_options)
+        self.lca = self.hosts.default.lca
+        """The default LCA: applications configured without a host."""
+        self.scs = SolutionControlServer(self.registry, self.hosts, pairs, scs_options)
         self.control = ApplicationControl(
-            self.registry, self.lca, launcher, applications, grace=grace
+            self.registry, self.hosts, launcher, applications, grace=grace
         )
         for spec in self.control.applications.values():
             vip = spec.options.get("TServer", {}).get("control-vip-scripts", "")
@@ -138,15 +151,82 @@ class ManagementLayer:
         self._ports: list[IListeningPort] = []
 
     async def listen(
-        self, lca: IStreamServerEndpoint, scs: IStreamServerEndpoint
+        self,
+        lca: IStreamServerEndpoint,
+        scs: IStreamServerEndpoint,
+        hosts: Mapping[str, IStreamServerEndpoint] | None = None,
     ) -> ListeningAddresses:
-        """Listen for applications on ``lca`` and for management clients on ``scs``."""
-        lca_port = await lca.listen(self.lca.factory())
-        self._ports.append(lca_port)
-        self.lca.endpoint = ListeningAddresses.client_endpoint(lca_port)
+        """Listen for applications on ``lca`` (the default LCA), for management clients on
+        ``scs``, and for each host's applications on its endpoint in ``hosts``.
+
+        :raises ValueError: a host has no endpoint.
+        """
+        endpoints = dict(hosts or {})
+        missing = [h.label for h in self.hosts if h.name is not None and h.name not in endpoints]
+        if missing:
+            raise ValueError(f"no endpoint for the LCA of host {', '.join(missing)}")
+        lca_port = await self._listen_for(self.hosts.default, lca)
+        host_ports = {}
+        for host in self.hosts:
+            if host.name is not None:
+                host_ports[host.name] = await self._listen_for(host, endpoints[host.name])
         scs_port = await scs.listen(self.management.factory())
         self._ports.append(scs_port)
-        return ListeningAddresses(lca_port, scs_port)
+        return ListeningAddresses(lca_port, scs_port, host_ports)
+
+    async def _listen_for(self, host: Host, endpoint: IStreamServerEndpoint) -> IListeningPort:
+        port = await endpoint.listen(host.lca.factory())
+        self._ports.append(port)
+        host.lca.endpoint = ListeningAddresses.client_endpoint(port)
+        return port
+
+    # -- host faults (scenario events; RequestEvent) ------------------------------------
+
+    def _host(self, name: str) -> Host:
+        if name not in self.hosts:
+            raise ControlError(ErrorCode.HOST_UNREACHABLE, f"no host named {name!r}")
+        return self.hosts.named(name)
+
+    def host_down(self, name: str) -> None:
+        """Host ``name`` is gone: the SCS loses its link to the host's LCA, and the LCA and
+        every application on the host vanish at once.
+
+        :raises ControlError: no such host, or it is down already.
+        """
+        host = self._host(name)
+        if host.lca.down:
+            raise ControlError(ErrorCode.HOST_UNREACHABLE, f"host {name} is down already")
+        host.link.lose(JournalEvent.HOST_DOWN, f"host {name} went down")
+        host.lca.crash()
+        self.control.host_down(host)
+
+    def host_up(self, name: str) -> None:
+        """Host ``name`` is back: a new LCA, which knows every application there as
+        stopped, and the SCS's link to it; applications with ``[sml] autostart`` start.
+
+        :raises ControlError: no such host, or it is not down.
+        """
+        host = self._host(name)
+        if not host.lca.down:
+            raise ControlError(ErrorCode.HOST_UNREACHABLE, f"host {name} is not down")
+        host.lca.revive()
+        host.link.restore(JournalEvent.HOST_UP, f"host {name} is up again")
+        self.control.autostart(host)
+
+    def cut_lca_link(self, name: str, seconds: float | None) -> None:
+        """The SCS loses its link to the LCA of host ``name`` (for ``seconds``; ``None``:
+        until restored).  The LCA and its applications run on.
+
+        :raises ControlError: no such host, or the link is lost already.
+        """
+        host = self._host(name)
+        if not host.link.up:
+            raise ControlError(
+                ErrorCode.HOST_UNREACHABLE, f"the link to the LCA of host {name} is lost already"
+            )
+        host.link.lose(JournalEvent.LCA_LINK_LOST, f"SCS lost its link to the LCA of host {name}")
+        if seconds is not None:
+            host.link.restore_later(seconds, f"SCS has its link to the LCA of host {name} again")
 
     def start_all(self) -> list[str]:
         """Start every configured application; returns the errors, one line each."""

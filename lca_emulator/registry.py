@@ -12,22 +12,38 @@ a long-running emulator does not collect every name it ever saw.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, TypedDict
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from lca_common.protocol.messages import ApplicationStatus, EventApplicationInfo, ExecutionMode
 from lca_emulator.journal import JournalEntry, JournalEvent, StatusJournal
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 FORGET_DEPARTED_AFTER: Final = 300.0
 """Seconds after its connection closed that a self-registered application is forgotten."""
 
 MAX_DEPARTED: Final = 1000
 """Departed self-registered applications remembered at most; the oldest go first."""
+
+
+class RecordFields(TypedDict, total=False):
+    """The fields of an :class:`ApplicationRecord` a change may set (the rest stay)."""
+
+    status: ApplicationStatus
+    mode: ExecutionMode
+    host: str | None
+    pid: int | None
+    managed: bool
+    connected: bool
+    registered: bool
+    hung: bool
+    reported_status: ApplicationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,14 @@ class ApplicationRecord:
     def up(self) -> bool:
         """Registered on a live connection and answering."""
         return self.registered and self.connected and not self.hung
+
+    def updated(self, now: float, fields: RecordFields) -> ApplicationRecord:
+        """This record with ``fields`` changed; ``since`` becomes ``now`` when the status
+        or mode changed."""
+        after = dataclasses.replace(self, **fields)
+        if (after.status, after.mode) != (self.status, self.mode):
+            after = dataclasses.replace(after, since=now)
+        return after
 
     def info(self, ref: int | None = None) -> EventApplicationInfo:
         """This record as the SCS endpoint's ``EventApplicationInfo``."""
@@ -140,12 +164,28 @@ class ChangeFeed:
             self._announcing = False
 
 
-class _Keep(enum.Enum):
-    KEEP = "keep"
+class Records(Protocol):
+    """Where an LCA and the process control read and write application records: the
+    registry, or the SCS's link to their host's LCA (:class:`~lca_emulator.scs.links.LcaLink`),
+    which keeps them while the link is lost."""
 
+    @property
+    def clock(self) -> IReactorTime:
+        """The clock records are timed by."""
 
-KEEP: Final = _Keep.KEEP
-"""Leave this field of a record as it is."""
+    def get(self, name: str) -> ApplicationRecord | None:
+        """The record of ``name``, if known."""
+
+    def note(
+        self,
+        name: str,
+        event: JournalEvent,
+        detail: str = "",
+        *,
+        log_id: int | None = None,
+        **fields: Unpack[RecordFields],
+    ) -> ApplicationRecord:
+        """Change ``name``'s record, as :meth:`ApplicationRegistry.note`."""
 
 
 class ApplicationRegistry:
@@ -238,42 +278,36 @@ class ApplicationRegistry:
         event: JournalEvent,
         detail: str = "",
         *,
-        status: ApplicationStatus | _Keep = KEEP,
-        mode: ExecutionMode | _Keep = KEEP,
-        host: str | _Keep | None = KEEP,
-        pid: int | _Keep | None = KEEP,
-        managed: bool | _Keep = KEEP,
-        connected: bool | _Keep = KEEP,
-        registered: bool | _Keep = KEEP,
-        hung: bool | _Keep = KEEP,
-        reported_status: ApplicationStatus | _Keep = KEEP,
         log_id: int | None = None,
+        **fields: Unpack[RecordFields],
     ) -> ApplicationRecord:
         """Change ``name``'s record (creating it), journal ``event`` and announce it.
 
-        Fields left at :data:`KEEP` stay as they are; ``since`` moves only when the
-        status or mode changes.
+        Fields not given stay as they are; ``since`` moves only when the status or
+        mode changes.
         """
-        fields: dict[str, Any] = {
-            "status": status,
-            "mode": mode,
-            "host": host,
-            "pid": pid,
-            "managed": managed,
-            "connected": connected,
-            "registered": registered,
-            "hung": hung,
-            "reported_status": reported_status,
-        }
-        before = self._records.get(name) or ApplicationRecord(name=name, since=self.now())
-        after = dataclasses.replace(
-            before, **{key: value for key, value in fields.items() if value is not KEEP}
-        )
-        if (after.status, after.mode) != (before.status, before.mode):
-            after = dataclasses.replace(after, since=self.now())
-        self._records[name] = after
-        entry = JournalEntry(self.now(), name, event, after.status, after.mode, detail, log_id)
-        self.journal.append(entry)
-        self._track_departure(before, after)
-        self.changes.publish(RecordChange(before, after, event, detail))
-        return after
+        return self.note_together(event, detail, {name: fields}, log_id=log_id)[0]
+
+    def note_together(
+        self,
+        event: JournalEvent,
+        detail: str,
+        changes: Mapping[str, RecordFields],
+        *,
+        log_id: int | None = None,
+    ) -> list[ApplicationRecord]:
+        """Change several records at one moment (every application of a host that is
+        lost): each is written first, then each is journaled and announced in order, so
+        whoever decides on the first already sees them all."""
+        now = self.now()
+        done = []
+        for name, fields in changes.items():
+            before = self._records.get(name) or ApplicationRecord(name=name, since=now)
+            self._records[name] = after = before.updated(now, fields)
+            done.append((before, after))
+        for before, after in done:
+            entry = JournalEntry(now, after.name, event, after.status, after.mode, detail, log_id)
+            self.journal.append(entry)
+            self._track_departure(before, after)
+            self.changes.publish(RecordChange(before, after, event, detail))
+        return [after for _, after in done]

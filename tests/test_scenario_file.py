@@ -441,13 +441,13 @@ def test_set_option_value_becomes_a_configuration_string(
             "{at: 1}",
             "events[0]",
             "an event needs exactly one of stop, kill, start, restart, set-option, switchover, "
-            "hang",
+            "hang, host-down, host-up, cut-lca-link, cut-link, delay-link",
         ),
         (
             "{at: 1, stop: SIPS_A, kill: SIPS_B}",
             "events[0].kill",
             "an event takes exactly one of stop, kill, start, restart, set-option, switchover, "
-            "hang, not 'stop' and 'kill'",
+            "hang, host-down, host-up, cut-lca-link, cut-link, delay-link, not 'stop' and 'kill'",
         ),
         ("{stop: SIPS_A}", "events[0]", "missing required key 'at'"),
         (
@@ -677,7 +677,8 @@ def test_every_expectation_kind(
             "PRIMARY, BACKUP, "
             "EXITING, registered, disconnected, exited, killed, start-failed, hung, recovered, "
             "switchover, switchover-refused, restarted, suspended, split-brain, vip-disabled, "
-            "vip-enabled, got 'DEAD'",
+            "vip-enabled, host-down, host-up, lca-link-lost, lca-link-restored, no-brain, "
+            "flapping, got 'DEAD'",
         ),
         (
             "{application: SIPS_AX, never: RUNNING}",

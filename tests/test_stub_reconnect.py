@@ -47,7 +47,7 @@ async def test_dropped_stub_registers_again_and_re_reports(
     assert await site.wait_for("SIPS_B", ApplicationStatus.SERVICE_UNAVAILABLE, within=10) == 5
 
     await site.run_until(50)
-    site.layer.lca.disconnect("SIPS_B", abort=True)
+    site.layer.hosts.of("SIPS_B").lca.disconnect("SIPS_B", abort=True)
     await site.settle()
     assert site.record("SIPS_B").status is ApplicationStatus.UNKNOWN  # type: ignore[union-attr]
 
@@ -75,7 +75,7 @@ async def test_primary_drop_and_return_keeps_the_pair_consistent(
     )
     site.layer.start_all()
     await site.run_until(20)
-    site.layer.lca.disconnect("SIPS_A", abort=True)
+    site.layer.hosts.of("SIPS_A").lca.disconnect("SIPS_A", abort=True)
     await site.wait_for("SIPS_A", ApplicationStatus.RUNNING, ExecutionMode.PRIMARY, within=10)
     timeline = site.timeline()
     assert [c.value for c in timeline.changes("SIPS_B", mode=True)] == ["UNKNOWN", "BACKUP"]

@@ -55,6 +55,7 @@ class ErrorCode(enum.StrEnum):
     REGISTRATION_TIMEOUT = "registration-timeout"
     TOO_SLOW = "too-slow"
     TOO_MANY_CONNECTIONS = "too-many-connections"
+    HOST_UNREACHABLE = "host-unreachable"
 
 
 def _wire(name: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import argparse
 import resource
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -31,6 +31,20 @@ log = Logger()
 FD_RESERVE: Final = 256
 """Open files ``serve`` keeps free beyond its two endpoints' connections: its stubs'
 pipes, the journal, the log, and connections being refused."""
+
+
+HOST_LCA_DEFAULT: Final = "tcp:0:interface=127.0.0.1"
+"""Where a host's LCA listens when ``hosts:`` gives it no ``lca``: a free loopback port."""
+
+
+def _then(action: Callable[[], None]) -> Callable[[object], object]:
+    """A callback that does ``action`` and passes the result on."""
+
+    def callback(result: object) -> object:
+        action()
+        return result
+
+    return callback
 
 
 def heartbeat_seconds(text: str) -> float:
@@ -162,6 +176,7 @@ def serve(args: argparse.Namespace) -> None:
     applications: Sequence[Any] = ()
     outside: Sequence[Any] = ()
     pairs: Sequence[Any] = ()
+    hosts: Sequence[Any] = ()
     scs_options: Any = None
     if args.config:
         try:
@@ -170,12 +185,14 @@ def serve(args: argparse.Namespace) -> None:
             print(f"lca-emulator: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         applications, pairs, scs_options = config.applications, config.ha_pairs, config.scs
-        outside = config.outside
+        outside, hosts = config.outside, config.hosts
 
     from twisted.internet import reactor
     from twisted.internet.task import react
 
+    from lca_emulator.harness.faults import LinkFaults
     from lca_emulator.harness.launchers import StubProcessLauncher, application_spec, outside_spec
+    from lca_emulator.harness.relay import RelayingLauncher, Relays
     from lca_emulator.harness.runner import play_requested_event
     from lca_emulator.journal import SERVE_JOURNAL_LIMIT, StatusJournal
     from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
@@ -199,6 +216,17 @@ def serve(args: argparse.Namespace) -> None:
     except (ValueError, KeyError, TypeError) as e:
         print(f"lca-emulator: --lca/--scs/--http must be server endpoints: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    host_endpoints = {}
+    for host in hosts:
+        try:
+            host_endpoints[host.name] = serverFromString(reactor, host.lca or HOST_LCA_DEFAULT)
+        except (ValueError, KeyError, TypeError) as e:
+            print(
+                f"lca-emulator: {args.config}: hosts: {host.name}: 'lca' must be a server "
+                f"endpoint: {e}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
 
     journal_file: IO[str] | None = None
     if args.journal:
@@ -218,16 +246,21 @@ def serve(args: argparse.Namespace) -> None:
         )
         # one clock for the emulator and its stubs, or heartbeats would be misread
         clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
-        launcher = StubProcessLauncher(
+        stubs = StubProcessLauncher(
             ProcessLauncher(reactor, clock),
             Path(workdir.name),
             time_scale=args.time_scale,
         )
+        # each application reaches its LCA through a relay, where RequestEvent's link
+        # faults act
+        faults = LinkFaults(clock)
+        relays = Relays(faults, reactor)
         layer = ManagementLayer(
             clock,
             applications=specs,
             pairs=pairs,
-            launcher=launcher,
+            hosts=[host.name for host in hosts],
+            launcher=RelayingLauncher(stubs, relays),
             heartbeat=args.heartbeat,
             grace=args.grace,
             scs_options=scs_options,
@@ -236,13 +269,15 @@ def serve(args: argparse.Namespace) -> None:
             register_timeout=args.register_timeout,
         )
         try:
-            ports = await layer.listen(lca_endpoint, scs_endpoint)
+            ports = await layer.listen(lca_endpoint, scs_endpoint, host_endpoints)
         except Exception as e:
             print(f"lca-emulator: cannot listen: {e}", file=sys.stderr)
             raise SystemExit(1) from None
         lca_at = ListeningAddresses.describe(ports.lca)
         print(f"LCA listening on {lca_at}", flush=True)
         print(f"SCS listening on {ListeningAddresses.describe(ports.scs)}", flush=True)
+        for name, port in ports.hosts.items():
+            print(f"LCA of {name} listening on {ListeningAddresses.describe(port)}", flush=True)
         live = None
         if http_endpoint is not None:
             settings = LiveSettings(rate=1 / args.time_scale, unix_time=args.time_scale == 1.0)
@@ -253,13 +288,14 @@ def serve(args: argparse.Namespace) -> None:
                 raise SystemExit(1) from None
             print(f"HTTP listening on {live.address}", flush=True)
         layer.registry.changes.subscribe(_narrate)
-        layer.management.play = lambda event: play_requested_event(layer, event)
+        layer.management.play = lambda event: play_requested_event(layer, event, faults)
         for error in layer.start_all():
             log.error("{error}", error=error)
 
         def shutting_down() -> Deferred[object]:
             log.info("stopping: asking every application to exit")
             d = layer.shutdown()
+            d.addBoth(_then(relays.close))
             if live is not None:
                 d.addBoth(live.stop)
             return d

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import yaml
 from twisted.internet.defer import Deferred
@@ -27,6 +27,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClien
 
 from lca_common.entrypoints import MANAGED_ENV
 from lca_emulator.applications import ApplicationSpec, CommandProgram
+from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.model import OutsideApplication
 from lca_emulator.harness.network import ClosingEndpoint, SiteNetwork, client_endpoint_for
 from lca_emulator.lca.processes import (
@@ -39,6 +40,9 @@ from lca_emulator.lca.processes import (
 from sipserver_stub.fixture import SipPortState, StubFixture
 from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
 from sipserver_stub.stub import SipServerStub
+
+if TYPE_CHECKING:
+    from lca_emulator.harness.relay import Relays
 
 _SIGKILL = 9
 
@@ -163,22 +167,30 @@ class InProcessStub:
 
 class InProcessLauncher:
     """Starts :class:`SipServerStub` objects in this process, on ``clock``, connected to
-    their LCA over ``network``; commands as child processes of ``processes`` (none: a
-    virtual-time site, which cannot run them)."""
+    their LCA over ``network`` (through their link in ``faults``, if given); commands as
+    child processes of ``processes`` (none: a virtual-time site, which cannot run them),
+    through their relay in ``relays``, if given."""
 
     def __init__(
         self,
         network: SiteNetwork,
         clock: IReactorTime,
         processes: ProcessLauncher | None = None,
+        *,
+        faults: LinkFaults | None = None,
+        relays: Relays | None = None,
     ) -> None:
         self.network = network
         self.clock = clock
         self.processes = processes
+        self.faults = faults
+        self.relays = relays
 
     def launch(self, spec: ApplicationSpec, lca: str) -> InProcessStub | ChildProcess:
         """Start one stub (really occupying its SIP port first when the fixture says so),
         or one command."""
+        if self.relays is not None and isinstance(spec.program, CommandProgram):
+            lca = self.relays.endpoint_for(spec.name, lca)
         child = launch_command(self.processes, spec, lca)
         if child is not None:
             return child
@@ -192,6 +204,8 @@ class InProcessLauncher:
             else:
                 fixture = dataclasses.replace(fixture, sip_port=occupied.port)
         endpoint = client_endpoint_for(self.network, lca)
+        if self.faults is not None:
+            endpoint = self.faults.endpoint(spec.name, endpoint)
         lca_endpoint = cast(IStreamClientEndpoint, endpoint)  # every ClosingEndpoint is one
         stub = SipServerStub(fixture, clock=self.clock, lca=lca_endpoint, probe=SipPortProbe())
         stub.start()

@@ -31,10 +31,13 @@ from lca_common.yamlsource import (
 from lca_emulator.applications import CommandProgram
 from lca_emulator.harness.model import (
     EXPECTABLE_EVENTS,
+    HOST_ACTIONS,
     EventAction,
     Expectation,
     ExpectationKind,
     HaPair,
+    HostConfig,
+    LinkCut,
     ManagementConfig,
     OutsideApplication,
     Scenario,
@@ -42,6 +45,11 @@ from lca_emulator.harness.model import (
     ScsOptions,
 )
 from lca_emulator.journal import JournalEvent
+from lca_emulator.scs.server import (
+    HAFLIP_OFF,
+    MAX_HAFLIP_DETECT_TIMEOUT,
+    MIN_HAFLIP_DETECT_TIMEOUT,
+)
 from lca_emulator.sml import SML_SECTION, parse_sml_options
 from sipserver_stub.fixture import FIXTURE_KEYS, StubFixture, fixture_from_fields
 from sipserver_stub.options import (
@@ -56,6 +64,7 @@ SCENARIO_KEYS: Final = (
     "name",
     "duration",
     "heartbeat",
+    "hosts",
     "applications",
     "ha-pairs",
     "scs",
@@ -86,7 +95,9 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
     applications, outside, pairs = _applications_and_pairs(root, strict=strict)
     names = [fixture.application for fixture in applications]
     names += [app.application for app in outside]
-    events = [_event(node, duration, names) for node in root.get_list("events")]
+    hosts = _hosts(root, [*applications, *outside], serve=False)
+    host_names = [host.name for host in hosts]
+    events = [_event(node, duration, names, host_names) for node in root.get_list("events")]
     expectations = [_expectation(node, duration, names) for node in root.get_list("expect")]
     return Scenario(
         name=name,
@@ -99,10 +110,11 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
         heartbeat=heartbeat,
         scs=_scs_options(root),
         outside=outside,
+        hosts=hosts,
     )
 
 
-SERVE_CONFIG_KEYS: Final = ("name", "applications", "ha-pairs", "scs")
+SERVE_CONFIG_KEYS: Final = ("name", "hosts", "applications", "ha-pairs", "scs")
 """The top-level keys a ``serve --config`` file takes."""
 
 
@@ -127,14 +139,60 @@ def load_management_config(path: str | os.PathLike[str]) -> ManagementConfig:
         path=root.file,
         scs=_scs_options(root),
         outside=outside,
+        hosts=_hosts(root, [*applications, *outside], serve=True),
     )
+
+
+_SCS_KEYS: Final = (
+    "promote-unavailable-backup",
+    "disconnect-switchover-timeout",
+    "haflip-detect-timeout",
+)
 
 
 def _scs_options(root: MappingNode) -> ScsOptions:
-    fields = root.get_mapping("scs", ["promote-unavailable-backup"])
+    fields = root.get_mapping("scs", _SCS_KEYS)
+    haflip = fields.get_int("haflip-detect-timeout", 10, minimum=HAFLIP_OFF)
+    if haflip != HAFLIP_OFF and haflip < MIN_HAFLIP_DETECT_TIMEOUT:
+        raise fields.require("haflip-detect-timeout").error(
+            f"expected -1 (off) or {MIN_HAFLIP_DETECT_TIMEOUT} to {MAX_HAFLIP_DETECT_TIMEOUT} "
+            f"seconds (the vendor's valid values), got {haflip}"
+        )
+    if haflip > MAX_HAFLIP_DETECT_TIMEOUT:
+        raise fields.require("haflip-detect-timeout").error(
+            f"expected at most {MAX_HAFLIP_DETECT_TIMEOUT}, got {haflip}"
+        )
     return ScsOptions(
-        promote_unavailable_backup=fields.get_bool("promote-unavailable-backup", False)
+        promote_unavailable_backup=fields.get_bool("promote-unavailable-backup", False),
+        disconnect_switchover_timeout=fields.get_number(
+            "disconnect-switchover-timeout", 0.0, minimum=0
+        ),
+        haflip_detect_timeout=haflip,
     )
+
+
+def _hosts(
+    root: MappingNode, applications: Sequence[StubFixture | OutsideApplication], *, serve: bool
+) -> tuple[HostConfig, ...]:
+    """The ``hosts:`` list, then every other host an application names.  ``lca`` (where
+    the host's LCA listens) is for ``serve`` only: a run puts every LCA on port 0."""
+    hosts: dict[str, HostConfig] = {}
+    for node in root.get_list("hosts"):
+        fields = node.mapping(["name", "lca"], required=["name"])
+        name = fields.get_str("name")
+        if name in hosts:
+            raise fields.require("name").error(f"duplicate host {name!r}")
+        lca = fields.get_str("lca", None)
+        if lca is not None and not serve:
+            raise fields.require("lca").error(
+                "'lca' (where the host's LCA listens) is for serve --config; a scenario run "
+                "puts every LCA on a free port"
+            )
+        hosts[name] = HostConfig(name, lca)
+    for application in applications:
+        if application.host is not None and application.host not in hosts:
+            hosts[application.host] = HostConfig(application.host)
+    return tuple(hosts.values())
 
 
 def _applications_and_pairs(
@@ -273,6 +331,19 @@ def _known_application(fields: MappingNode, key: str, names: list[str]) -> str:
     return name
 
 
+def _known_host(fields: MappingNode, key: str, hosts: Sequence[str]) -> str:
+    name = fields.get_str(key)
+    if name not in hosts:
+        if not hosts:
+            raise fields.require(key).error(
+                f"unknown host {name!r}; no host is defined (give applications a 'host', "
+                "or list them under 'hosts')"
+            )
+        hint = suggestion(name, list(hosts), what="hosts")
+        raise fields.require(key).error(f"unknown host {name!r}; {hint}")
+    return name
+
+
 def _time(fields: MappingNode, key: str, duration: float) -> float:
     return _time_of(fields.require(key), duration)
 
@@ -316,25 +387,64 @@ def _exactly_one(fields: MappingNode, keys: Sequence[str], what: str) -> str:
 _EVENT_ACTIONS: Final = tuple(action.value for action in EventAction)
 
 
-def event_from_mapping(event: Mapping[str, object], names: list[str]) -> ScenarioEvent:
+def event_from_mapping(
+    event: Mapping[str, object], names: list[str], hosts: Sequence[str] = ()
+) -> ScenarioEvent:
     """An event given as data (``RequestEvent``): the same keys as in a scenario file,
     checked the same way, but without ``at`` (it plays now)."""
     if "at" in event:
         raise ConfigError("RequestEvent", None, "at", "an event requested now has no 'at'")
     text = json.dumps({"at": 0, **event})
-    return _event(parse_yaml(text, "RequestEvent"), 0.0, names)
+    return _event(parse_yaml(text, "RequestEvent"), 0.0, names, hosts)
 
 
-def _event(node: Node, duration: float, names: list[str]) -> ScenarioEvent:
-    fields = node.mapping(["at", "graceful", *_EVENT_ACTIONS], required=["at"])
+_EVENT_MODIFIERS: Final = {
+    "graceful": (EventAction.STOP,),
+    "for": (EventAction.CUT_LCA_LINK, EventAction.CUT_LINK, EventAction.DELAY_LINK),
+    "how": (EventAction.CUT_LINK,),
+    "ms": (EventAction.DELAY_LINK,),
+}
+"""The keys an event takes besides its action and ``at``, and the actions they go with."""
+_REQUIRED_MODIFIERS: Final = {
+    EventAction.CUT_LCA_LINK: "for",
+    EventAction.CUT_LINK: "how",
+    EventAction.DELAY_LINK: "ms",
+}
+
+
+def _event(node: Node, duration: float, names: list[str], hosts: Sequence[str]) -> ScenarioEvent:
+    fields = node.mapping(["at", *_EVENT_MODIFIERS, *_EVENT_ACTIONS], required=["at"])
     action = EventAction(_exactly_one(fields, _EVENT_ACTIONS, "an event"))
     at = _time(fields, "at", duration)
+    for key, actions in _EVENT_MODIFIERS.items():
+        if key in fields and action not in actions:
+            goes_with = " or ".join(a.value for a in actions)
+            raise fields.require(key).error(f"'{key}' goes with a {goes_with} event only")
+    required = _REQUIRED_MODIFIERS.get(action)
+    if required is not None and required not in fields:
+        raise fields.error(f"a {action.value} event needs '{required}'")
     graceful = fields.get_bool("graceful", False)
-    if "graceful" in fields and action is not EventAction.STOP:
-        raise fields.require("graceful").error("'graceful' goes with a stop event only")
+    if action in HOST_ACTIONS:
+        name = _known_host(fields, action.value, hosts)
+        return ScenarioEvent(
+            at,
+            action,
+            name,
+            line=fields.line,
+            seconds=fields.get_number("for", None, positive=True),
+        )
     if action is not EventAction.SET_OPTION:
         name = _known_application(fields, action.value, names)
-        return ScenarioEvent(at, action, name, line=fields.line, graceful=graceful)
+        return ScenarioEvent(
+            at,
+            action,
+            name,
+            line=fields.line,
+            graceful=graceful,
+            seconds=fields.get_number("for", None, positive=True),
+            how=fields.get_enum("how", LinkCut, None),
+            latency_ms=fields.get_number("ms", None, minimum=0),
+        )
     change = fields.require(action.value).mapping(
         ["application", "section", "option", "value"],
         required=["application", "section", "option", "value"],

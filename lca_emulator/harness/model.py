@@ -19,11 +19,14 @@ from sipserver_stub.fixture import StubFixture
 
 __all__ = [
     "EXPECTABLE_EVENTS",
+    "HOST_ACTIONS",
     "TIMED_KINDS",
     "EventAction",
     "Expectation",
     "ExpectationKind",
     "HaPair",
+    "HostConfig",
+    "LinkCut",
     "ManagementConfig",
     "OutsideApplication",
     "Scenario",
@@ -44,12 +47,42 @@ class EventAction(enum.StrEnum):
     """A manual switchover of the application's HA pair (``RequestSwitchover``)."""
     HANG = "hang"
     """The application stops answering (SIGSTOP for a process): only a heartbeat sees it."""
+    HOST_DOWN = "host-down"
+    """A host is gone: its LCA and every application on it vanish at once."""
+    HOST_UP = "host-up"
+    """A host is back: its LCA starts, and so do its applications marked ``autostart``."""
+    CUT_LCA_LINK = "cut-lca-link"
+    """The SCS loses its link to a host's LCA ``for`` seconds; the host runs on."""
+    CUT_LINK = "cut-link"
+    """An application's own connection to its LCA fails (``how``), for ``for`` seconds."""
+    DELAY_LINK = "delay-link"
+    """``ms`` of latency each way on an application's connection to its LCA."""
+
+
+HOST_ACTIONS: Final = frozenset(
+    {EventAction.HOST_DOWN, EventAction.HOST_UP, EventAction.CUT_LCA_LINK}
+)
+"""The events whose subject is a host rather than an application."""
+
+
+class LinkCut(enum.StrEnum):
+    """How an application's connection to its LCA fails (``cut-link``)."""
+
+    CLOSE = "close"
+    """Closed cleanly at both ends (a FIN)."""
+    RESET = "reset"
+    """Reset (an RST): both ends see it at once, nothing in flight arrives."""
+    STALL = "stall"
+    """Open, but nothing moves either way; what was sent arrives once the stall ends."""
 
 
 @dataclass(frozen=True)
 class ScenarioEvent:
-    """An action at ``at`` seconds; ``set-option`` also carries section, option and value;
-    ``stop`` may be ``graceful`` (``EventSuspendApplication``)."""
+    """An action at ``at`` seconds on ``application`` (on a host, named in
+    ``application``, for the :data:`HOST_ACTIONS`); ``set-option`` also carries section,
+    option and value; ``stop`` may be ``graceful`` (``EventSuspendApplication``); the
+    link faults carry ``seconds`` (``for``; None: until further notice), ``how``
+    (``cut-link``) and ``latency_ms`` (``delay-link``)."""
 
     at: float
     action: EventAction
@@ -59,6 +92,14 @@ class ScenarioEvent:
     value: str | None = None
     line: int = 0
     graceful: bool = False
+    seconds: float | None = None
+    how: LinkCut | None = None
+    latency_ms: float | None = None
+
+    @property
+    def on_host(self) -> bool:
+        """Whether ``application`` names a host."""
+        return self.action in HOST_ACTIONS
 
 
 class ExpectationKind(enum.StrEnum):
@@ -190,6 +231,15 @@ class OutsideApplication:
 
 
 @dataclass(frozen=True)
+class HostConfig:
+    """A host of the ``hosts:`` list; ``lca`` (``serve`` only) is a server endpoint
+    string for its LCA."""
+
+    name: str
+    lca: str | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario file: what runs, for how long, what happens and what must hold.
 
@@ -209,6 +259,8 @@ class Scenario:
     """The SCS's options (``scs:``)."""
     outside: tuple[OutsideApplication, ...] = ()
     """Applications that are not stubs (``command`` or ``external``): wall clock only."""
+    hosts: tuple[HostConfig, ...] = ()
+    """Every host, each with an LCA: those of ``hosts:``, then those only applications name."""
 
     def wall_clock_error(self) -> ConfigError | None:
         """Why this scenario cannot run in virtual time (its first outside application)."""
@@ -224,6 +276,7 @@ class ManagementConfig:
     path: str
     scs: ScsOptions = field(default_factory=ScsOptions)
     outside: tuple[OutsideApplication, ...] = ()
+    hosts: tuple[HostConfig, ...] = ()
 
 
 EXPECTABLE_EVENTS: Final = (
@@ -241,5 +294,11 @@ EXPECTABLE_EVENTS: Final = (
     JournalEvent.SPLIT_BRAIN,
     JournalEvent.VIP_DISABLED,
     JournalEvent.VIP_ENABLED,
+    JournalEvent.HOST_DOWN,
+    JournalEvent.HOST_UP,
+    JournalEvent.LCA_LINK_LOST,
+    JournalEvent.LCA_LINK_RESTORED,
+    JournalEvent.NO_BRAIN,
+    JournalEvent.FLAPPING,
 )
 """The journal events an expectation may name (``event:`` or ``never:``)."""

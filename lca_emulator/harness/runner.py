@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from lca_common.yamlsource import ConfigError
+from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.loader import event_from_mapping
 from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
 from lca_emulator.harness.network import Transport
@@ -116,6 +117,7 @@ async def run_scenario(
         heartbeat=scenario.heartbeat,
         transport=transport,
         scs_options=scenario.scs,
+        hosts=[host.name for host in scenario.hosts],
     )
     errors: list[str] = []
     await site.open()
@@ -124,7 +126,9 @@ async def run_scenario(
     try:
         errors.extend(site.layer.start_all())
         for event in scenario.events:
-            site.clock.callLater(event.at, play_event, site.layer, event, errors.append)
+            site.clock.callLater(
+                event.at, play_event, site.layer, event, errors.append, site.faults
+            )
         await site.run_until(scenario.duration)
         final: dict[str, ApplicationRecord] = {r.name: r for r in site.layer.registry.records()}
         journal = tuple(site.layer.journal)
@@ -158,12 +162,26 @@ def _sml_notes(options: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
     return parse_sml_options(options.get("sml", {}))[1]
 
 
-def play_event(layer: ManagementLayer, event: ScenarioEvent, error: Callable[[str], None]) -> None:
-    """Carry out one scenario event on a Management Layer; problems go to ``error``."""
+def play_event(
+    layer: ManagementLayer,
+    event: ScenarioEvent,
+    error: Callable[[str], None],
+    faults: LinkFaults | None = None,
+) -> None:
+    """Carry out one scenario event on a Management Layer (link faults on ``faults``);
+    problems go to ``error``."""
     control = layer.control
     name = event.application
     try:
-        if event.action is EventAction.STOP:
+        if event.action is EventAction.HOST_DOWN:
+            layer.host_down(name)
+        elif event.action is EventAction.HOST_UP:
+            layer.host_up(name)
+        elif event.action is EventAction.CUT_LCA_LINK:
+            layer.cut_lca_link(name, event.seconds)
+        elif event.action in (EventAction.CUT_LINK, EventAction.DELAY_LINK):
+            _link_fault(event, faults, error)
+        elif event.action is EventAction.STOP:
             _report_failure(control.stop(name, graceful=event.graceful), error, event)
         elif event.action is EventAction.KILL:
             _report_failure(control.kill(name), error, event)
@@ -180,6 +198,20 @@ def play_event(layer: ManagementLayer, event: ScenarioEvent, error: Callable[[st
             control.set_option(name, section, option, value)  # read at the next start
     except ControlError as e:
         error(f"line {event.line}: {event.action.value} {name} at t={event.at:g}: {e.text}")
+
+
+def _link_fault(
+    event: ScenarioEvent, faults: LinkFaults | None, error: Callable[[str], None]
+) -> None:
+    if faults is None:
+        error(f"line {event.line}: {event.action.value}: this emulator has no link faults")
+        return
+    link = faults.link(event.application)
+    if event.action is EventAction.CUT_LINK:
+        assert event.how is not None
+        link.cut(event.how, event.seconds)
+    else:
+        link.slow(event.latency_ms or 0.0, event.seconds)
 
 
 def _switchover(layer: ManagementLayer, event: ScenarioEvent, error: Callable[[str], None]) -> None:
@@ -200,15 +232,18 @@ def _report_failure(d: Deferred[Any], error: Callable[[str], None], event: Scena
     d.addErrback(failed)
 
 
-def play_requested_event(layer: ManagementLayer, event: Mapping[str, object]) -> str | None:
+def play_requested_event(
+    layer: ManagementLayer, event: Mapping[str, object], faults: LinkFaults | None = None
+) -> str | None:
     """``RequestEvent`` on a running ``serve``: validate ``event`` as a scenario's event
     (without ``at``: it plays now) and play it; returns what went wrong, or None."""
     names = list(layer.control.applications)
+    hosts = [host.name for host in layer.hosts if host.name is not None]
     try:
-        parsed = event_from_mapping(event, names)
+        parsed = event_from_mapping(event, names, hosts)
     except ConfigError as e:
         where = f"event.{e.key_path}" if e.key_path else "event"
         return f"{where}: {e.problem}"
     errors: list[str] = []
-    play_event(layer, parsed, errors.append)
+    play_event(layer, parsed, errors.append, faults)
     return errors[0].removeprefix("line 1: ") if errors else None

@@ -26,6 +26,7 @@ from twisted.internet.task import Clock, deferLater
 
 from lca_common.clock import ScaledClock
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.launchers import (
     InProcessLauncher,
     StubProcessLauncher,
@@ -39,6 +40,7 @@ from lca_emulator.harness.network import (
     SiteNetwork,
     Transport,
 )
+from lca_emulator.harness.relay import RelayingLauncher, Relays
 from lca_emulator.harness.traffic import TrafficMonitor
 from lca_emulator.harness.verdict import Timeline
 from lca_emulator.layer import ManagementLayer
@@ -87,6 +89,7 @@ class Site:
         launcher: ApplicationLauncher | None = None,
         transport: Transport = Transport.MEMORY,
         scs_options: ScsOptions | None = None,
+        hosts: Iterable[str] = (),
     ) -> None:
         self.reactor = reactor
         self.mode = mode
@@ -103,6 +106,9 @@ class Site:
         else:
             self.clock = Clock()
             self.network = LoopbackNetwork(reactor, TrafficMonitor(reactor))
+        self.faults = LinkFaults(self.clock)
+        """Each application's link to its LCA, where ``cut-link`` and ``delay-link`` act."""
+        self.relays: Relays | None = None
         if launcher is None:
             launcher = self._launcher_for(mode)
         self.layer = ManagementLayer(
@@ -112,27 +118,38 @@ class Site:
                 *(outside_spec(application) for application in outside),
             ],
             pairs=pairs,
+            hosts=hosts,
             launcher=launcher,
             heartbeat=heartbeat,
             grace=grace,
             scs_options=scs_options,
         )
         self.lca_port = 0
+        """Where the default LCA listens (applications without a host)."""
         self.scs_port = 0
+        self.host_ports: dict[str, int] = {}
+        """Where each host's LCA listens."""
 
     def _launcher_for(self, mode: RunMode) -> ApplicationLauncher:
+        if mode is RunMode.VIRTUAL:
+            return InProcessLauncher(self.network, self.clock, faults=self.faults)
+        # processes reach their LCA through a relay, where link faults are real
+        self.relays = Relays(self.faults, self.reactor)
         if mode is RunMode.PROCESSES:
             self._workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
-            return StubProcessLauncher(
+            stubs = StubProcessLauncher(
                 ProcessLauncher(self.reactor, self.clock),
                 Path(self._workdir.name),
                 time_scale=self.time_scale,
             )
-        if mode is RunMode.REAL_TIME:  # commands run as processes, on the wall clock
-            return InProcessLauncher(
-                self.network, self.clock, ProcessLauncher(self.reactor, self.clock)
-            )
-        return InProcessLauncher(self.network, self.clock)
+            return RelayingLauncher(stubs, self.relays)
+        return InProcessLauncher(  # commands run as processes, on the wall clock
+            self.network,
+            self.clock,
+            ProcessLauncher(self.reactor, self.clock),
+            faults=self.faults,
+            relays=self.relays,
+        )
 
     def now(self) -> float:
         """Scenario time: seconds since the site opened."""
@@ -141,9 +158,14 @@ class Site:
     async def open(self) -> None:
         """Listen on loopback port 0 for applications and management clients."""
         network = self.network
-        ports = await self.layer.listen(network.server_endpoint(), network.server_endpoint())
+        hosts = {h.name: network.server_endpoint() for h in self.layer.hosts if h.name is not None}
+        ports = await self.layer.listen(network.server_endpoint(), network.server_endpoint(), hosts)
         self.lca_port = ports.lca.getHost().port  # type: ignore[attr-defined]
         self.scs_port = ports.scs.getHost().port  # type: ignore[attr-defined]
+        self.host_ports = {
+            name: port.getHost().port  # type: ignore[attr-defined]
+            for name, port in ports.hosts.items()
+        }
 
     async def settle(self) -> None:
         """Wait until no traffic is in flight (virtual time; at once on the wall clock).
@@ -277,5 +299,7 @@ class Site:
                 self.clock.advance(max(0.0, min(due) - self.clock.seconds()))
             d.addTimeout(SETTLE_LIMIT, self.reactor)
         await d
+        if self.relays is not None:
+            self.relays.close()
         if self._workdir is not None:
             self._workdir.cleanup()

@@ -34,7 +34,7 @@ from lca_common.protocol.messages import (
     ResponseExecutionModeChanged,
 )
 from lca_emulator.journal import LOG_NOW_BACKUP, LOG_NOW_PRIMARY, JournalEvent
-from lca_emulator.registry import ApplicationRegistry
+from lca_emulator.registry import Records
 from lca_emulator.sml import SmlOptions
 
 log = Logger()
@@ -70,19 +70,28 @@ class LocalControlAgent:
     :param register_timeout: seconds a new connection has to register before it is
         told ``registration-timeout`` and closed (``None``: no limit).
     :param limits: how many connections, and how much unread output each may have.
+    :param host: the host it runs on (``None``: the default LCA, for applications
+        configured without a host).
+
+    It writes its applications' records to ``records``: the registry, or the SCS's
+    link to it (which keeps them while it is lost).
     """
 
     def __init__(
         self,
         clock: IReactorTime,
-        registry: ApplicationRegistry,
+        records: Records,
         *,
+        host: str | None = None,
         heartbeat: float | None = None,
         register_timeout: float | None = REGISTER_TIMEOUT,
         limits: ConnectionLimits | None = None,
     ) -> None:
         self.clock = clock
-        self.registry = registry
+        self.records = records
+        self.host = host
+        self.down = False
+        """Its host is down: it accepts no connection until :meth:`revive`."""
         self.heartbeat = check_heartbeat(heartbeat) if heartbeat is not None else None
         self.register_timeout = register_timeout
         self.limits = limits
@@ -163,7 +172,7 @@ class LocalControlAgent:
         session = self._sessions.get(application)
         if session is not None:
             session.process_gone = True
-        self.registry.note(
+        self.records.note(
             application,
             JournalEvent.EXITED,
             detail,
@@ -172,6 +181,17 @@ class LocalControlAgent:
             pid=None,
             hung=False,
         )
+
+    def crash(self) -> None:
+        """Its host went down: every connection is gone at once, and new ones are closed
+        until :meth:`revive`."""
+        self.down = True
+        for session in list(self._sessions.values()):
+            session.close(abort=True)
+
+    def revive(self) -> None:
+        """Its host is back up: it accepts connections again."""
+        self.down = False
 
     # -- sessions ----------------------------------------------------------------
 
@@ -209,6 +229,9 @@ class ApplicationSession:
 
     def connection_made(self, sender: MessageSender) -> None:
         self.sender = sender
+        if self.lca.down:
+            sender.abort()  # its host is down: nothing listens there
+            return
         timeout = self.lca.register_timeout
         if timeout is not None:
             self._deadline = self.lca.clock.callLater(timeout, self._registration_overdue)
@@ -220,7 +243,7 @@ class ApplicationSession:
         if name is None or not self.lca.release(name, self):
             return
         status = ApplicationStatus.STOPPED if self.process_gone else ApplicationStatus.UNKNOWN
-        self.lca.registry.note(
+        self.lca.records.note(
             name,
             JournalEvent.DISCONNECTED,
             reason.getErrorMessage(),
@@ -301,15 +324,15 @@ class ApplicationSession:
         name = message.application
         self.application = name
         self.lca.attach(name, self)
-        registry = self.lca.registry
-        record = registry.get(name)
+        records = self.lca.records
+        record = records.get(name)
         status = record.status if record is not None else ApplicationStatus.UNKNOWN
         if status is ApplicationStatus.STOPPED:
             status = ApplicationStatus.UNKNOWN  # it runs, though nothing reported yet
         assert self.sender is not None
         period = self.period = self.lca.heartbeat_period(name)
         self.sender.send(EventApplicationRegistered(ref=message.ref, heartbeat=period))
-        registry.note(
+        records.note(
             name,
             JournalEvent.REGISTERED,
             f"host={message.host or '-'} pid={message.pid or '-'}",
@@ -324,7 +347,7 @@ class ApplicationSession:
         self.watch()
 
     def _update_status(self, name: str, message: RequestUpdateStatus) -> None:
-        record = self.lca.registry.get(name)
+        record = self.lca.records.get(name)
         assert record is not None
         mode = message.mode
         if self._pending_modes and mode is not self._pending_modes[max(self._pending_modes)]:
@@ -333,15 +356,15 @@ class ApplicationSession:
             # second PRIMARY); the status counts now
             mode = record.mode
         if message.pid is not None and message.pid != record.pid:
-            self.lca.registry.note(name, JournalEvent.STATUS, f"pid={message.pid}", pid=message.pid)
+            self.lca.records.note(name, JournalEvent.STATUS, f"pid={message.pid}", pid=message.pid)
         if (record.status, record.mode) == (message.status, mode):
             return
         event = JournalEvent.STATUS if record.status != message.status else JournalEvent.MODE
-        self.lca.registry.note(
+        self.lca.records.note(
             name, event, status=message.status, mode=mode, reported_status=message.status
         )
         if message.status is ApplicationStatus.SUSPENDING and self.suspend_asked:
-            self.lca.registry.note(name, JournalEvent.SUSPENDED, "reached SUSPENDING in time")
+            self.lca.records.note(name, JournalEvent.SUSPENDED, "reached SUSPENDING in time")
 
     def _mode_changed(self, name: str, message: ResponseExecutionModeChanged) -> None:
         ref = message.ref
@@ -355,10 +378,10 @@ class ApplicationSession:
                 message.ref,
             )
             return
-        record = self.lca.registry.get(name)
+        record = self.lca.records.get(name)
         assert record is not None
         if record.mode != message.mode:
-            self.lca.registry.note(
+            self.lca.records.note(
                 name,
                 JournalEvent.MODE,
                 f"acknowledged {requested.value}",
@@ -406,16 +429,16 @@ class ApplicationSession:
         self._silence = None
 
     def _heard_from(self, name: str) -> None:
-        record = self.lca.registry.get(name)
+        record = self.lca.records.get(name)
         if record is not None and record.hung:
-            self.lca.registry.note(
+            self.lca.records.note(
                 name, JournalEvent.RECOVERED, status=record.reported_status, hung=False
             )
         self.watch()
 
     def _hung(self, name: str, period: float) -> None:
         self._silence = None
-        self.lca.registry.note(
+        self.lca.records.note(
             name,
             JournalEvent.HUNG,
             f"silent for {period:g} s",

@@ -8,7 +8,7 @@ processes or in this process (``lca_emulator.harness.launchers``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
@@ -16,10 +16,13 @@ from twisted.python.failure import Failure
 
 from lca_common.protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
 from lca_emulator.applications import ApplicationSpec
+
+if TYPE_CHECKING:
+    from lca_emulator.hosts import Host, Hosts
 from lca_emulator.journal import JournalEvent
-from lca_emulator.lca.agent import LocalControlAgent
 from lca_emulator.lca.processes import ProcessExit
-from lca_emulator.registry import ApplicationRegistry
+from lca_emulator.registry import ApplicationRegistry, Records
+from lca_emulator.scs.links import LinkState
 from lca_emulator.sml import SML_SECTION
 
 log = Logger()
@@ -67,28 +70,35 @@ class ControlError(Exception):
 
 
 class ApplicationControl:
-    """Starts, stops and restarts the configured applications and notes their exits."""
+    """Starts, stops and restarts the configured applications and notes their exits.
+
+    Each application is controlled by the LCA of its host: what it notes goes through
+    the SCS's link to that LCA.  A request (start, stop, restart) needs that link; what
+    the LCA does by itself (a hang-up restart, an auto-restart) does not.
+    """
 
     def __init__(
         self,
         registry: ApplicationRegistry,
-        lca: LocalControlAgent,
+        hosts: Hosts,
         launcher: ApplicationLauncher | None,
         applications: Iterable[ApplicationSpec] = (),
         *,
         grace: float = DEFAULT_GRACE,
     ) -> None:
         self.registry = registry
-        self.lca = lca
+        self.hosts = hosts
         self.launcher = launcher
         self.grace = grace
         self.applications: dict[str, ApplicationSpec] = {a.name: a for a in applications}
         self._running: dict[str, RunningApplication] = {}
         self._restarting: dict[str, Deferred[None]] = {}
         self._stopping: set[str] = set()
-        lca.supervise_with(self)
+        for host in hosts:
+            host.lca.supervise_with(self)
         for name, spec in self.applications.items():
-            lca.configure(name, spec.sml()[0])
+            hosts.place(name, spec.host)
+            hosts.of(name).lca.configure(name, spec.sml()[0])
             registry.note(
                 name,
                 JournalEvent.CONFIGURED,
@@ -104,6 +114,26 @@ class ApplicationControl:
     def running(self, name: str) -> bool:
         """Whether ``name`` was started and has not exited yet."""
         return name in self._running
+
+    def _host(self, name: str) -> Host:
+        return self.hosts.of(name)
+
+    def _records(self, name: str) -> Records:
+        """Where ``name``'s changes are written: the SCS's link to its host's LCA."""
+        return self.hosts.of(name).link
+
+    def _reachable(self, name: str, action: str) -> None:
+        """A request to ``action`` ``name`` reaches its LCA only over the SCS's link."""
+        host = self._host(name)
+        if host.link.state is LinkState.HOST_DOWN:
+            raise ControlError(
+                ErrorCode.HOST_UNREACHABLE, f"cannot {action} {name}: host {host.label} is down"
+            )
+        if not host.link.up:
+            raise ControlError(
+                ErrorCode.HOST_UNREACHABLE,
+                f"cannot {action} {name}: SCS has no link to the LCA of host {host.label}",
+            )
 
     def _check(self, name: str) -> ApplicationSpec:
         spec = self.applications.get(name)
@@ -121,29 +151,32 @@ class ApplicationControl:
         A start while a restart of ``name`` is under way is that restart's start.
         """
         spec = self._check(name)
+        self._reachable(name, "start")
         if spec.external:
             self._await_external(name)
             return
         if name in self._restarting:
             return
+        self._launch(name, spec)
+
+    def _launch(self, name: str, spec: ApplicationSpec) -> None:
+        """Start ``name`` on its LCA's own authority (a start asked for, or a restart)."""
+        lca = self._host(name).lca
+        records = self._records(name)
         if name in self._running:
             raise ControlError(ErrorCode.ALREADY_RUNNING, f"{name} is already running")
         if self.launcher is None:
             raise ControlError(ErrorCode.NOT_MANAGED, "this emulator starts no applications")
-        if self.lca.endpoint is None:
-            raise ControlError(ErrorCode.START_FAILED, f"{name}: the LCA is not listening yet")
-        self.registry.note(
-            name, JournalEvent.START_REQUESTED, status=ApplicationStatus.START_PENDING
-        )
+        if lca.endpoint is None or lca.down:
+            raise ControlError(ErrorCode.START_FAILED, f"{name}: its LCA is not listening")
+        records.note(name, JournalEvent.START_REQUESTED, status=ApplicationStatus.START_PENDING)
         try:
-            app = self.launcher.launch(spec, self.lca.endpoint)
+            app = self.launcher.launch(spec, lca.endpoint)
         except Exception as e:
-            self.registry.note(
-                name, JournalEvent.START_FAILED, str(e), status=ApplicationStatus.STOPPED
-            )
+            records.note(name, JournalEvent.START_FAILED, str(e), status=ApplicationStatus.STOPPED)
             raise ControlError(ErrorCode.START_FAILED, f"{name} could not be started: {e}") from e
         self._running[name] = app
-        self.registry.note(name, JournalEvent.STARTED, f"pid={app.pid or '-'}", pid=app.pid)
+        records.note(name, JournalEvent.STARTED, f"pid={app.pid or '-'}", pid=app.pid)
         app.exited.addCallback(self._exited, name, app)
 
     def _await_external(self, name: str) -> None:
@@ -151,10 +184,11 @@ class ApplicationControl:
 
         One that is connected already keeps its status.
         """
-        record = self.registry.get(name)
+        records = self._records(name)
+        record = records.get(name)
         if record is not None and record.connected:
             return
-        self.registry.note(
+        records.note(
             name,
             JournalEvent.START_REQUESTED,
             "external: waiting for it to register",
@@ -174,12 +208,13 @@ class ApplicationControl:
     def _exited(self, exit: ProcessExit, name: str, app: RunningApplication) -> ProcessExit:
         if self._running.get(name) is app:
             del self._running[name]
-        self.lca.process_exited(name, exit.describe())
+        host = self._host(name)
+        host.lca.process_exited(name, exit.describe())
         asked = name in self._stopping or name in self._restarting
         self._stopping.discard(name)
         spec = self.applications.get(name)
-        if not asked and spec is not None and spec.auto_restart:
-            self.registry.note(name, JournalEvent.RESTARTED, "reason=auto-restart")
+        if not asked and spec is not None and spec.auto_restart and not host.lca.down:
+            host.link.note(name, JournalEvent.RESTARTED, "reason=auto-restart")
             self._start_quietly(name)
         return exit
 
@@ -192,6 +227,7 @@ class ApplicationControl:
         A stop while a restart is under way cancels the restart's start.
         """
         spec = self._controlled(name, "stop")
+        self._reachable(name, "stop")
         self._restarting.pop(name, None)
         if not graceful:
             return self._stop(name)
@@ -199,10 +235,11 @@ class ApplicationControl:
         if app is None:
             return succeed(None)
         self._stopping.add(name)
-        self.registry.note(name, JournalEvent.STOP_REQUESTED, "graceful (suspend)")
+        self._records(name).note(name, JournalEvent.STOP_REQUESTED, "graceful (suspend)")
         wait = spec.sml()[0].suspending_wait_timeout
         timer = self.registry.clock.callLater(wait, self._suspend_overdue, name, app, wait)
-        asked = app.stop(wait, lambda: self.lca.suspend(name))
+        lca = self._host(name).lca
+        asked = app.stop(wait, lambda: lca.suspend(name))
         d: Deferred[ProcessExit | None] = asked  # type: ignore[assignment]
 
         def done(result: object) -> object:
@@ -214,11 +251,12 @@ class ApplicationControl:
 
     def _suspend_overdue(self, name: str, app: RunningApplication, wait: float) -> None:
         """A graceful stop that did not reach SUSPENDING in time ends in a kill."""
-        record = self.registry.get(name)
+        records = self._records(name)
+        record = records.get(name)
         suspending = (ApplicationStatus.SUSPENDING, ApplicationStatus.SUSPENDED)
         if self._running.get(name) is not app or (record and record.status in suspending):
             return
-        self.registry.note(
+        records.note(
             name, JournalEvent.KILLED, f"no SUSPENDING within suspending-wait-timeout {wait:g} s"
         )
         app.kill()
@@ -228,9 +266,10 @@ class ApplicationControl:
         if app is None:
             return succeed(None)
         self._stopping.add(name)
-        self.registry.note(name, JournalEvent.STOP_REQUESTED)
+        self._records(name).note(name, JournalEvent.STOP_REQUESTED)
+        lca = self._host(name).lca
         d: Deferred[ProcessExit | None] = app.stop(
-            self.grace, lambda: self.lca.change_mode(name, ExecutionMode.EXITING)
+            self.grace, lambda: lca.change_mode(name, ExecutionMode.EXITING)
         )  # type: ignore[assignment]
         return d
 
@@ -255,6 +294,7 @@ class ApplicationControl:
         start).  Restarts asked for while one is under way are the same restart.
         """
         self._controlled(name, "restart")
+        self._reachable(name, "restart")
         return self._restart(name, self._stop)
 
     def _restart(
@@ -270,7 +310,7 @@ class ApplicationControl:
             if self._restarting.get(name) is not done:
                 return  # a stop came in meanwhile: it wins
             del self._restarting[name]
-            self.start(name)
+            self._start_by_lca(name)
 
         end(name).addCallback(start_again).chainDeferred(done)
         return _follow(done)
@@ -282,21 +322,27 @@ class ApplicationControl:
         spec = self.applications.get(name)
         if spec is None or name not in self._running or not spec.sml()[0].hangup_restart:
             return
-        self.registry.note(name, JournalEvent.RESTARTED, "reason=hangup")
+        self._records(name).note(name, JournalEvent.RESTARTED, "reason=hangup")
         self._restart(name, self._kill).addErrback(self._start_failed, name)
 
     def _kill(self, name: str) -> Deferred[ProcessExit | None]:
         app = self._running.get(name)
         if app is None:
             return succeed(None)
-        self.registry.note(name, JournalEvent.KILLED)
+        self._records(name).note(name, JournalEvent.KILLED)
         d: Deferred[ProcessExit | None] = app.kill()  # type: ignore[assignment]
         return d
+
+    def _start_by_lca(self, name: str) -> None:
+        """Start ``name`` on its LCA's own authority (no link to the SCS needed)."""
+        spec = self._check(name)
+        if name not in self._running:
+            self._launch(name, spec)
 
     def _start_quietly(self, name: str) -> None:
         """Start ``name`` again on the LCA's own initiative; a failure is journaled."""
         try:
-            self.start(name)
+            self._start_by_lca(name)
         except ControlError as e:
             log.warn("{app}: not restarted: {why}", app=name, why=e.text)
 
@@ -307,7 +353,7 @@ class ApplicationControl:
         """Change an option in ``name``'s configuration; it applies at the next start."""
         self.applications[name] = spec = self._check(name).with_option(section, option, value)
         if section == SML_SECTION:  # the LCA reads its [sml] options at once
-            self.lca.configure(name, spec.sml()[0])
+            self._host(name).lca.configure(name, spec.sml()[0])
         log.info(
             "{app}: [{section}] {option} = {value!r} recorded; takes effect after restart",
             app=name,
@@ -315,6 +361,23 @@ class ApplicationControl:
             option=option,
             value=value,
         )
+
+    def host_down(self, host: Host) -> None:
+        """``host`` went down: each application running there ends at once.  What its LCA
+        notes goes nowhere (the SCS's link to it is lost first)."""
+        for name in list(self._running):
+            if self._host(name) is host:
+                self._restarting.pop(name, None)
+                self._kill(name)
+
+    def autostart(self, host: Host) -> None:
+        """``host``'s LCA is up: start every application there whose ``[sml] autostart``
+        is true and that is not running (vendor: SCS starts it whenever it connects to
+        an LCA that does not report it started)."""
+        for name, spec in self.applications.items():
+            wanted = not spec.external and spec.sml()[0].autostart and name not in self._running
+            if wanted and self._host(name) is host:
+                self._start_quietly(name)
 
     def stop_all(self) -> Deferred[list[ProcessExit | None]]:
         """Stop every running application (used at shutdown)."""

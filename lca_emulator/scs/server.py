@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from twisted.internet.interfaces import IDelayedCall
 
 from lca_common.protocol.messages import (
     ApplicationStatus,
@@ -17,9 +19,16 @@ from lca_common.protocol.messages import (
     EventSwitchoverRefused,
     ExecutionMode,
 )
-from lca_emulator.journal import LOG_SPLIT_BRAIN, LOG_SPLIT_BRAIN_RECOVERED, JournalEvent
-from lca_emulator.lca.agent import LocalControlAgent
-from lca_emulator.registry import ApplicationRegistry, RecordChange
+from lca_emulator.journal import (
+    LOG_FLAPPING,
+    LOG_FLAPPING_STABLE,
+    LOG_NO_BRAIN,
+    LOG_NO_BRAIN_RECOVERED,
+    LOG_SPLIT_BRAIN,
+    LOG_SPLIT_BRAIN_RECOVERED,
+    JournalEvent,
+)
+from lca_emulator.registry import ApplicationRecord, ApplicationRegistry, RecordChange
 from lca_emulator.scs.ha import (
     Action,
     AssignMode,
@@ -31,6 +40,9 @@ from lca_emulator.scs.ha import (
     Refusal,
     Switchover,
 )
+
+if TYPE_CHECKING:
+    from lca_emulator.hosts import Hosts
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,16 @@ class HaPair:
             object.__setattr__(self, "name", f"{self.primary}/{self.backup}")
 
 
+DEMOTION_WAIT: Final = 10.0
+"""Seconds a promotion waits for the old primary to acknowledge BACKUP (our choice)."""
+
+HAFLIP_OFF: Final = -1
+"""``haflip-detect-timeout: -1`` turns flapping detection off."""
+MIN_HAFLIP_DETECT_TIMEOUT: Final = 10
+MAX_HAFLIP_DETECT_TIMEOUT: Final = 2_147_483_647
+"""The vendor's valid values of ``haflip-detect-timeout``: -1, or 10 to 2147483647."""
+
+
 @dataclass(frozen=True)
 class ScsOptions:
     """The SCS's own options (the ``scs:`` section of a scenario or serve config)."""
@@ -53,6 +75,25 @@ class ScsOptions:
     promote_unavailable_backup: bool = False
     """Our choice, default off: promote a backup that is up whatever its status, to
     rehearse an SCS that does not refuse (no vendor document says the real one does)."""
+    disconnect_switchover_timeout: float = 0.0
+    """Vendor ``[general]`` option: seconds to wait, after losing the link to a host's
+    LCA, before counting its applications as lost (0: at once)."""
+    haflip_detect_timeout: int = 10
+    """Vendor ``[general]`` option: a pair whose primary role moves twice within this
+    many seconds is flapping (log 10327), stable again after as long without a move
+    (10328); -1: off."""
+
+    def __post_init__(self) -> None:
+        if not self.disconnect_switchover_timeout >= 0:
+            raise ValueError("disconnect-switchover-timeout is 0 or more seconds")
+        haflip = self.haflip_detect_timeout
+        if haflip != HAFLIP_OFF and not (
+            MIN_HAFLIP_DETECT_TIMEOUT <= haflip <= MAX_HAFLIP_DETECT_TIMEOUT
+        ):
+            raise ValueError(
+                f"haflip-detect-timeout is -1 or {MIN_HAFLIP_DETECT_TIMEOUT} to "
+                f"{MAX_HAFLIP_DETECT_TIMEOUT}, not {haflip}"
+            )
 
 
 SwitchoverNotice: TypeAlias = EventSwitchover | EventSwitchoverRefused
@@ -61,6 +102,11 @@ _LOSS_EVENTS = {
     JournalEvent.EXITED: "exited",
     JournalEvent.HUNG: "hung",
 }
+_LINK_LOSS_EVENTS = {
+    JournalEvent.LCA_LINK_LOST: "unreachable (SCS lost the link to its LCA)",
+    JournalEvent.HOST_DOWN: "lost with its host",
+}
+_LINK_BACK_EVENTS = frozenset({JournalEvent.LCA_LINK_RESTORED, JournalEvent.HOST_UP})
 
 
 class SwitchoverRefusedError(Exception):
@@ -73,18 +119,27 @@ class SolutionControlServer:
     def __init__(
         self,
         registry: ApplicationRegistry,
-        lca: LocalControlAgent,
+        hosts: Hosts,
         pairs: Iterable[HaPair] = (),
         options: ScsOptions | None = None,
     ) -> None:
         self.registry = registry
-        self.lca = lca
+        self.hosts = hosts
         self.options = options if options is not None else ScsOptions()
         self._pairs: dict[str, tuple[HaPair, HaPairMachine]] = {}
         self._listeners: list[Callable[[SwitchoverNotice], None]] = []
         self._suspended = False
         self._split: set[str] = set()
+        self._no_brain: set[str] = set()
+        self._had_brain: set[str] = set()
+        self._flapping: set[str] = set()
+        self._last_switchover: dict[str, float] = {}
+        self._stable_timers: dict[str, IDelayedCall] = {}
         self._vip: set[str] = set()
+        self._demoting: set[str] = set()
+        """Primaries told BACKUP that have not acknowledged it yet."""
+        self._held: dict[str, tuple[HaPair, AssignMode, str, IDelayedCall]] = {}
+        """Promotions waiting for the old primary (the key) to be BACKUP."""
         for pair in pairs:
             machine = HaPairMachine(
                 pair.primary,
@@ -138,18 +193,28 @@ class SolutionControlServer:
         entry = self._pairs.get(change.after.name)
         if entry is None:
             return None
+        name = change.after.name
+        released = None
+        if name in self._demoting and (
+            change.after.mode is not ExecutionMode.PRIMARY or not change.after.up
+        ):
+            released = self._release_promotion(name)
         split = self._split_brain_change(entry[0])
+        no_brain = self._no_brain_change(entry[0])
         decision = Decision()
         pair_input = _pair_input(change)
         if pair_input is not None and not self._suspended:
             decision = self._decide(entry, pair_input)
-        if not decision.actions and split is None:
+        if not decision.actions and split is None and no_brain is None and released is None:
             return None
 
         def act() -> None:
-            if split is not None:
-                split()
+            for journal in (split, no_brain):
+                if journal is not None:
+                    journal()
             self._carry_out(entry[0], decision)
+            if released is not None:
+                released()
 
         return act
 
@@ -174,6 +239,71 @@ class SolutionControlServer:
 
         return journal
 
+    def _no_brain_change(self, pair: HaPair) -> Callable[[], None] | None:
+        """Neither member up, once the pair has had one up, is "no brain" (vendor alarm
+        20621 of SCS 8.5.100.31; our reading: no member the SCS could make primary);
+        journaled once when it starts and once ("recovered", 20623) when a member is up
+        again.  Not while the SCS is suspended (a whole site shutting down)."""
+        records = [self.registry.get(pair.primary), self.registry.get(pair.backup)]
+        any_up = any(r is not None and r.up for r in records)
+        if any_up:
+            self._had_brain.add(pair.name)
+        if self._suspended or pair.name not in self._had_brain:
+            return None
+        lost = not any_up
+        if lost == (pair.name in self._no_brain):
+            return None
+        if lost:
+            self._no_brain.add(pair.name)
+            detail = f"{pair.name}: neither {pair.primary} nor {pair.backup} is up"
+            log_id = LOG_NO_BRAIN
+        else:
+            self._no_brain.discard(pair.name)
+            detail = f"{pair.name}: recovered, a member is up again"
+            log_id = LOG_NO_BRAIN_RECOVERED
+
+        def journal() -> None:
+            self.registry.note(pair.backup, JournalEvent.NO_BRAIN, detail, log_id=log_id)
+
+        return journal
+
+    def _switched(self, pair: HaPair) -> None:
+        """A switchover of ``pair`` was carried out: two within ``haflip-detect-timeout``
+        seconds are flapping (vendor log 10327); as long again without one, stable (10328)."""
+        window = self.options.haflip_detect_timeout
+        if window == HAFLIP_OFF:
+            return
+        now = self.registry.now()
+        last = self._last_switchover.get(pair.name)
+        self._last_switchover[pair.name] = now
+        if last is not None and now - last <= window and pair.name not in self._flapping:
+            self._flapping.add(pair.name)
+            self.registry.note(
+                pair.backup,
+                JournalEvent.FLAPPING,
+                f"{pair.name}: the primary role moved twice within {window} s "
+                "(haflip-detect-timeout)",
+                log_id=LOG_FLAPPING,
+            )
+        timer = self._stable_timers.pop(pair.name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if pair.name in self._flapping:
+            self._stable_timers[pair.name] = self.registry.clock.callLater(
+                window, self._stable, pair
+            )
+
+    def _stable(self, pair: HaPair) -> None:
+        self._stable_timers.pop(pair.name, None)
+        if pair.name in self._flapping:
+            self._flapping.discard(pair.name)
+            self.registry.note(
+                pair.backup,
+                JournalEvent.FLAPPING,
+                f"{pair.name}: stable, no switchover for {self.options.haflip_detect_timeout} s",
+                log_id=LOG_FLAPPING_STABLE,
+            )
+
     # -- internals ---------------------------------------------------------------
 
     def _members(self, pair: HaPair) -> dict[str, MemberView]:
@@ -196,11 +326,64 @@ class SolutionControlServer:
         return machine.handle(event, self._members(pair))
 
     def _carry_out(self, pair: HaPair, decision: Decision) -> None:
+        demoted: str | None = None
         for action in decision.actions:
+            if isinstance(action, Switchover):
+                demoted = action.from_
+            if (
+                isinstance(action, AssignMode)
+                and action.mode is ExecutionMode.PRIMARY
+                and demoted is not None
+                and demoted in self._demoting
+            ):
+                self._hold_promotion(pair, demoted, action, decision.rule)
+                continue
             self._act(pair, action, decision.rule)
         for action in decision.actions:
-            if isinstance(action, Switchover) and self._vip & {pair.primary, pair.backup}:
-                self._move_vip(action)
+            if isinstance(action, Switchover):
+                if self._vip & {pair.primary, pair.backup}:
+                    self._move_vip(action)
+                self._switched(pair)
+
+    def _hold_promotion(self, pair: HaPair, old: str, promote: AssignMode, rule: str) -> None:
+        """The vendor's order: the old primary is BACKUP before the new one is PRIMARY
+        (SIP Server HA Deployment Guide, IP Address Takeover workflow).  The promotion
+        waits for the old primary to acknowledge BACKUP, to be lost, or for
+        :data:`DEMOTION_WAIT` seconds (our choice: a primary that neither answers nor
+        drops must not hold the service hostage)."""
+        timer = self.registry.clock.callLater(DEMOTION_WAIT, self._demotion_overdue, old)
+        self._held[old] = (pair, promote, rule, timer)
+
+    def _release_promotion(self, old: str) -> Callable[[], None] | None:
+        """What to do once ``old`` is BACKUP or gone: promote the new primary."""
+        held = self._held.pop(old, None)
+        self._demoting.discard(old)
+        if held is None:
+            return None
+        pair, promote, rule, timer = held
+        if timer.active():
+            timer.cancel()
+        machine = self._pairs[promote.application][1]
+
+        def promote_now() -> None:
+            if machine.current.primary == promote.application:  # still its turn
+                self._act(pair, promote, rule)
+
+        return promote_now
+
+    def _demotion_overdue(self, old: str) -> None:
+        held = self._held.get(old)
+        if held is None:
+            return
+        self.registry.note(
+            old,
+            JournalEvent.MODE_REQUESTED,
+            f"no BACKUP acknowledged within {DEMOTION_WAIT:g} s; promoting "
+            f"{held[1].application} anyway",
+        )
+        act = self._release_promotion(old)
+        if act is not None:
+            act()
 
     def uses_ip_takeover(self, application: str) -> None:
         """``application`` runs with IP Address Takeover (``[TServer] control-vip-scripts``
@@ -225,7 +408,16 @@ class SolutionControlServer:
             self.registry.note(
                 action.application, JournalEvent.MODE_REQUESTED, f"{action.mode.value} ({rule})"
             )
-            self.lca.change_mode(action.application, action.mode)
+            sent = self.hosts.change_mode(action.application, action.mode)
+            record = self.registry.get(action.application)
+            if (
+                sent
+                and action.mode is ExecutionMode.BACKUP
+                and record is not None
+                and record.mode is ExecutionMode.PRIMARY
+                and record.status is not ApplicationStatus.STOPPED  # its process is gone
+            ):
+                self._demoting.add(action.application)
         elif isinstance(action, Switchover):
             self.registry.note(
                 action.to,
@@ -251,6 +443,11 @@ class SolutionControlServer:
 def _pair_input(change: RecordChange) -> PairInput | None:
     """What ``change`` means to the member's pair machine, if anything."""
     before, after, event = change.before, change.after, change.event
+    if event in _LINK_LOSS_EVENTS:
+        lost = not after.up and (before.up or before.status is not after.status)
+        return PairInput(InputKind.LOST, after.name, _LINK_LOSS_EVENTS[event]) if lost else None
+    if event in _LINK_BACK_EVENTS:
+        return _link_back_input(before, after)
     if event is JournalEvent.REGISTERED:
         return PairInput(InputKind.REGISTERED, after.name)
     if event in _LOSS_EVENTS and (before.up or before.status is not after.status):
@@ -261,4 +458,16 @@ def _pair_input(change: RecordChange) -> PairInput | None:
         return PairInput(InputKind.STATUS, after.name, "failed to start")
     if after.status is not before.status and event is JournalEvent.START_FAILED:
         return PairInput(InputKind.LOST, after.name, "failed to start")
+    return None
+
+
+def _link_back_input(before: ApplicationRecord, after: ApplicationRecord) -> PairInput | None:
+    """The SCS learns what became of a member behind a lost link: back up (a newcomer,
+    told its role), gone meanwhile, or up with another status."""
+    if after.up and not before.up:
+        return PairInput(InputKind.REGISTERED, after.name)
+    if before.up and not after.up:
+        return PairInput(InputKind.LOST, after.name, "gone while its LCA was unreachable")
+    if after.up and after.status is not before.status:
+        return PairInput(InputKind.STATUS, after.name)
     return None
