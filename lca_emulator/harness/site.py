@@ -33,7 +33,7 @@ from lca_emulator.harness.launchers import (
     application_spec,
     outside_spec,
 )
-from lca_emulator.harness.model import OutsideApplication
+from lca_emulator.harness.model import LinkCut, OutsideApplication
 from lca_emulator.harness.network import (
     LoopbackNetwork,
     MemoryNetwork,
@@ -243,6 +243,36 @@ class Site:
         :raises SwitchoverRefusedError: the backup cannot take the service (the reason).
         """
         self.layer.scs.request_switchover(application)
+
+    def host_down(self, host: str) -> None:
+        """Host ``host`` goes down: its LCA and every application on it vanish at once.
+
+        :raises ControlError: no such host, or it is down already.
+        """
+        self.layer.host_down(host)
+
+    def host_up(self, host: str) -> None:
+        """Host ``host`` is back: a new LCA; its ``[sml] autostart`` applications start.
+
+        :raises ControlError: no such host, or it is not down.
+        """
+        self.layer.host_up(host)
+
+    def cut_lca_link(self, host: str, seconds: float | None = None) -> None:
+        """The SCS loses its link to ``host``'s LCA, for ``seconds`` (None: for good)."""
+        self.layer.cut_lca_link(host, seconds)
+
+    def cut_link(
+        self, application: str, how: LinkCut | str = LinkCut.CLOSE, seconds: float | None = None
+    ) -> None:
+        """``application``'s own connection to its LCA fails (``close``, ``reset`` or
+        ``stall``); for ``seconds`` new connections fail (or stall) too."""
+        self.faults.link(application).cut(LinkCut(how), seconds)
+
+    def delay_link(self, application: str, ms: float, seconds: float | None = None) -> None:
+        """``ms`` milliseconds of latency each way on ``application``'s connection to its
+        LCA (for ``seconds``; None: until changed)."""
+        self.faults.link(application).slow(ms, seconds)
 
     def set_option(self, application: str, section: str, option: str, value: str) -> None:
         """Change an option in its configuration (read at its next start; ``[sml]`` at once)."""
