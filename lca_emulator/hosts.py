@@ -11,25 +11,47 @@ connected to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from lca_common.protocol.framing import ConnectionLimits
 from lca_common.protocol.messages import ExecutionMode
+from lca_emulator.applications import CommandProgram
 from lca_emulator.lca.agent import REGISTER_TIMEOUT, LocalControlAgent
+from lca_emulator.lca.processes import ProcessExit
 from lca_emulator.registry import ApplicationRegistry
 from lca_emulator.scs.links import LcaLink
 
 
 @dataclass(frozen=True)
+class VipScripts:
+    """A host's IP Address Takeover scripts, run by its LCA in a switchover: ``disable``
+    takes the virtual IP down on the old primary's host, ``enable`` brings it up on the
+    new one's (vendor: *SIP Server HA Deployment Guide*, IP Address Takeover)."""
+
+    enable: CommandProgram | None = None
+    disable: CommandProgram | None = None
+
+
+class ScriptRunner(Protocol):
+    """Runs a host's script (only on the wall clock: a script is a process)."""
+
+    def run(self, host: str | None, program: CommandProgram) -> Deferred[ProcessExit]:
+        """Run ``program`` on ``host``; fires with how it ended (fails if it cannot run)."""
+
+
+@dataclass(frozen=True)
 class Host:
-    """A host: its LCA and the SCS's link to it."""
+    """A host: its LCA, the SCS's link to it, and its VIP scripts."""
 
     name: str | None
     lca: LocalControlAgent
     link: LcaLink
+    vip: VipScripts = field(default_factory=VipScripts)
 
     @property
     def label(self) -> str:
@@ -41,6 +63,7 @@ class Hosts:
     """Every host's LCA, and which application is on which host.
 
     :param names: the hosts besides the default one (``None``), in order.
+    :param vip_scripts: each host's VIP scripts, run with ``scripts``.
     The other parameters are each LCA's (see :class:`LocalControlAgent`) and each
     link's (see :class:`LcaLink`).
     """
@@ -55,7 +78,12 @@ class Hosts:
         register_timeout: float | None = REGISTER_TIMEOUT,
         limits: ConnectionLimits | None = None,
         disconnect_switchover_timeout: float = 0.0,
+        vip_scripts: Mapping[str, VipScripts] | None = None,
+        scripts: ScriptRunner | None = None,
     ) -> None:
+        self.scripts = scripts
+        """What runs the hosts' VIP scripts (``None``: they are only journaled)."""
+        vip_scripts = vip_scripts or {}
         self._hosts: dict[str | None, Host] = {}
         self._placed: dict[str, str | None] = {}
         for name in (None, *names):
@@ -72,7 +100,8 @@ class Hosts:
                 register_timeout=register_timeout,
                 limits=limits,
             )
-            self._hosts[name] = Host(name, lca, link)
+            vip = vip_scripts.get(name, VipScripts()) if name is not None else VipScripts()
+            self._hosts[name] = Host(name, lca, link, vip)
 
     def __iter__(self) -> Iterator[Host]:
         return iter(self._hosts.values())

@@ -14,7 +14,7 @@ from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from lca_common.protocol.limits import MAX_HOST_BYTES, MAX_NAME_BYTES, length_problem
 from lca_common.protocol.messages import ErrorCode
 from lca_emulator.applications import ApplicationSpec
-from lca_emulator.hosts import Host, Hosts
+from lca_emulator.hosts import Host, Hosts, ScriptRunner, VipScripts
 from lca_emulator.journal import JournalEvent, StatusJournal
 from lca_emulator.lca.agent import REGISTER_TIMEOUT
 from lca_emulator.lca.control import (
@@ -93,6 +93,8 @@ class ManagementLayer:
         every entry (scenario runs judge the whole of it).
     :param max_connections: connections each endpoint keeps open at once.
     :param register_timeout: seconds a new LCA connection has to register.
+    :param vip_scripts: each host's IP Address Takeover scripts, run by ``scripts``
+        (``None``: a switchover only journals ``vip-disabled`` and ``vip-enabled``).
     :param forget_departed_after: seconds after which an application that registered
         by itself, and is in no HA pair, is forgotten once its connection closed.
 
@@ -114,6 +116,8 @@ class ManagementLayer:
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         register_timeout: float | None = REGISTER_TIMEOUT,
         forget_departed_after: float | None = FORGET_DEPARTED_AFTER,
+        vip_scripts: Mapping[str, VipScripts] | None = None,
+        scripts: ScriptRunner | None = None,
     ) -> None:
         self.clock = clock
         pairs = tuple(pairs)
@@ -136,6 +140,8 @@ class ManagementLayer:
             register_timeout=register_timeout,
             limits=limits,
             disconnect_switchover_timeout=scs_options.disconnect_switchover_timeout,
+            vip_scripts=vip_scripts,
+            scripts=scripts,
         )
         self.lca = self.hosts.default.lca
         """The default LCA: applications configured without a host."""

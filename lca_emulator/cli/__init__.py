@@ -196,7 +196,7 @@ def serve(args: argparse.Namespace) -> None:
     from lca_emulator.harness.runner import play_requested_event
     from lca_emulator.journal import SERVE_JOURNAL_LIMIT, StatusJournal
     from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
-    from lca_emulator.lca.processes import ProcessLauncher
+    from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
     from lca_emulator.web.live import LiveServer, LiveSettings, http_endpoint_description
 
     specs = [application_spec(fixture) for fixture in applications]
@@ -246,8 +246,9 @@ def serve(args: argparse.Namespace) -> None:
         )
         # one clock for the emulator and its stubs, or heartbeats would be misread
         clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
+        processes = ProcessLauncher(reactor, clock)
         stubs = StubProcessLauncher(
-            ProcessLauncher(reactor, clock),
+            processes,
             Path(workdir.name),
             time_scale=args.time_scale,
         )
@@ -260,6 +261,8 @@ def serve(args: argparse.Namespace) -> None:
             applications=specs,
             pairs=pairs,
             hosts=[host.name for host in hosts],
+            vip_scripts={host.name: host.vip_scripts for host in hosts},
+            scripts=ProcessScripts(processes),
             launcher=RelayingLauncher(stubs, relays),
             heartbeat=args.heartbeat,
             grace=args.grace,

@@ -43,6 +43,7 @@ from lca_emulator.harness.model import (
     Scenario,
     ScenarioEvent,
     ScsOptions,
+    VipScripts,
 )
 from lca_emulator.journal import JournalEvent
 from lca_emulator.scs.server import (
@@ -178,7 +179,7 @@ def _hosts(
     the host's LCA listens) is for ``serve`` only: a run puts every LCA on port 0."""
     hosts: dict[str, HostConfig] = {}
     for node in root.get_list("hosts"):
-        fields = node.mapping(["name", "lca"], required=["name"])
+        fields = node.mapping(["name", "lca", "vip-scripts"], required=["name"])
         name = fields.get_str("name")
         if name in hosts:
             raise fields.require("name").error(f"duplicate host {name!r}")
@@ -188,7 +189,15 @@ def _hosts(
                 "'lca' (where the host's LCA listens) is for serve --config; a scenario run "
                 "puts every LCA on a free port"
             )
-        hosts[name] = HostConfig(name, lca)
+        scripts = fields.get("vip-scripts")
+        hosts[name] = HostConfig(
+            name,
+            lca,
+            _vip_scripts(fields),
+            file=fields.file,
+            line=scripts.line if scripts is not None else 0,
+            key=scripts.path if scripts is not None else "",
+        )
     for application in applications:
         if application.host is not None and application.host not in hosts:
             hosts[application.host] = HostConfig(application.host)
@@ -329,6 +338,23 @@ def _known_application(fields: MappingNode, key: str, names: list[str]) -> str:
         hint = suggestion(name, names, what="applications")
         raise fields.require(key).error(f"unknown application {name!r}; {hint}")
     return name
+
+
+def _vip_scripts(fields: MappingNode) -> VipScripts:
+    """``vip-scripts: {enable: [PROGRAM, ARG...], disable: [...]}``, run in the folder of
+    the file."""
+    scripts = fields.get_mapping("vip-scripts", ["enable", "disable"])
+    folder = str(Path(fields.file).parent.absolute())
+    programs: dict[str, CommandProgram] = {}
+    for key in ("enable", "disable"):
+        node = scripts.get(key)
+        if node is None:
+            continue
+        items = node.as_list()
+        if not items:
+            raise node.error("expected a non-empty list: the program, then its arguments")
+        programs[key] = CommandProgram(tuple(item.as_str() for item in items), folder)
+    return VipScripts(**programs)
 
 
 def _known_host(fields: MappingNode, key: str, hosts: Sequence[str]) -> str:

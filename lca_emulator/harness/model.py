@@ -13,6 +13,7 @@ from typing import Final
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_common.yamlsource import ConfigError, format_number
 from lca_emulator.applications import CommandProgram
+from lca_emulator.hosts import VipScripts
 from lca_emulator.journal import JournalEvent
 from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
@@ -32,6 +33,7 @@ __all__ = [
     "Scenario",
     "ScenarioEvent",
     "ScsOptions",
+    "VipScripts",
 ]
 
 
@@ -233,10 +235,22 @@ class OutsideApplication:
 @dataclass(frozen=True)
 class HostConfig:
     """A host of the ``hosts:`` list; ``lca`` (``serve`` only) is a server endpoint
-    string for its LCA."""
+    string for its LCA; ``vip_scripts``, its IP Address Takeover scripts (wall clock
+    only), are at ``file``, ``line``, ``key``."""
 
     name: str
     lca: str | None = None
+    vip_scripts: VipScripts = field(default_factory=VipScripts)
+    file: str = ""
+    line: int = 0
+    key: str = ""
+
+    def wall_clock_error(self) -> ConfigError | None:
+        """Why it cannot be part of a virtual-time run: it has scripts to run."""
+        if self.vip_scripts == VipScripts():
+            return None
+        reason = "vip-scripts needs --real-time: a script runs on the wall clock"
+        return ConfigError(self.file, self.line or None, self.key, reason)
 
 
 @dataclass(frozen=True)
@@ -263,8 +277,12 @@ class Scenario:
     """Every host, each with an LCA: those of ``hosts:``, then those only applications name."""
 
     def wall_clock_error(self) -> ConfigError | None:
-        """Why this scenario cannot run in virtual time (its first outside application)."""
-        return self.outside[0].wall_clock_error() if self.outside else None
+        """Why this scenario cannot run in virtual time (its first outside application, or
+        its first host with scripts)."""
+        if self.outside:
+            return self.outside[0].wall_clock_error()
+        problems = [e for host in self.hosts if (e := host.wall_clock_error()) is not None]
+        return problems[0] if problems else None
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ async def run_scenario(
         heartbeat=scenario.heartbeat,
         transport=transport,
         scs_options=scenario.scs,
-        hosts=[host.name for host in scenario.hosts],
+        hosts=scenario.hosts,
     )
     errors: list[str] = []
     await site.open()

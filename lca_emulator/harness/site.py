@@ -33,7 +33,7 @@ from lca_emulator.harness.launchers import (
     application_spec,
     outside_spec,
 )
-from lca_emulator.harness.model import LinkCut, OutsideApplication
+from lca_emulator.harness.model import HostConfig, LinkCut, OutsideApplication
 from lca_emulator.harness.network import (
     LoopbackNetwork,
     MemoryNetwork,
@@ -45,7 +45,7 @@ from lca_emulator.harness.traffic import TrafficMonitor
 from lca_emulator.harness.verdict import Timeline
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ApplicationLauncher
-from lca_emulator.lca.processes import ProcessLauncher
+from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
@@ -89,7 +89,7 @@ class Site:
         launcher: ApplicationLauncher | None = None,
         transport: Transport = Transport.MEMORY,
         scs_options: ScsOptions | None = None,
-        hosts: Iterable[str] = (),
+        hosts: Iterable[HostConfig | str] = (),
     ) -> None:
         self.reactor = reactor
         self.mode = mode
@@ -111,6 +111,10 @@ class Site:
         self.relays: Relays | None = None
         if launcher is None:
             launcher = self._launcher_for(mode)
+        host_configs = [h if isinstance(h, HostConfig) else HostConfig(h) for h in hosts]
+        scripts = None  # a script is a process: wall clock only
+        if mode is not RunMode.VIRTUAL:
+            scripts = ProcessScripts(ProcessLauncher(reactor, self.clock))
         self.layer = ManagementLayer(
             self.clock,
             applications=[
@@ -118,7 +122,9 @@ class Site:
                 *(outside_spec(application) for application in outside),
             ],
             pairs=pairs,
-            hosts=hosts,
+            hosts=[host.name for host in host_configs],
+            vip_scripts={host.name: host.vip_scripts for host in host_configs},
+            scripts=scripts,
             launcher=launcher,
             heartbeat=heartbeat,
             grace=grace,

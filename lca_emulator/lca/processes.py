@@ -13,7 +13,7 @@ import signal as _signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -24,6 +24,8 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from lca_emulator.applications import CommandProgram
 
 __all__ = [
     "ChildProcess",
@@ -291,3 +293,20 @@ def _find_executable(name: str, spec: ProcessSpec) -> str:
     if found is None:
         raise ProcessStartError(name, f"{program}: not found on PATH")
     return os.path.abspath(found)
+
+
+class ProcessScripts:
+    """Runs a host's scripts as child processes of ``processes`` (``LCA_HOST`` in their
+    environment): the :class:`~lca_emulator.hosts.ScriptRunner` of wall-clock sites."""
+
+    def __init__(self, processes: ProcessLauncher) -> None:
+        self.processes = processes
+
+    def run(self, host: str | None, program: CommandProgram) -> Deferred[ProcessExit]:
+        env = dict(os.environ, LCA_HOST=host or "")
+        spec = ProcessSpec(argv=program.argv, env=env, cwd=program.cwd)
+        try:
+            child = self.processes.start(f"script of host {host or '-'}", spec)
+        except ProcessStartError as e:
+            return fail(e)
+        return child.exited

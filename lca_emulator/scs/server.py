@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
 
 from lca_common.protocol.messages import (
     ApplicationStatus,
@@ -28,6 +30,7 @@ from lca_emulator.journal import (
     LOG_SPLIT_BRAIN_RECOVERED,
     JournalEvent,
 )
+from lca_emulator.lca.processes import ProcessExit
 from lca_emulator.registry import ApplicationRecord, ApplicationRegistry, RecordChange
 from lca_emulator.scs.ha import (
     Action,
@@ -393,14 +396,43 @@ class SolutionControlServer:
     def _move_vip(self, switch: Switchover) -> None:
         """After the modes, the VIP scripts: disable on the old primary's host, then enable
         on the new one's (vendor: SIP Server HA Deployment Guide, IP Address Takeover
-        workflow).  Only journaled: no script runs (hosts are not emulated yet)."""
-        for name, event in (
-            (switch.from_, JournalEvent.VIP_DISABLED),
-            (switch.to, JournalEvent.VIP_ENABLED),
-        ):
-            record = self.registry.get(name)
-            host = record.host if record is not None and record.host else "-"
-            self.registry.note(name, event, f"host={host}")
+        workflow).  Where the host has a script its LCA runs it, and the entry is
+        journaled once it has ended, with how; ``enable`` waits for ``disable`` (our
+        choice: the virtual IP is never up on two hosts).  A script on a host the SCS
+        cannot reach does not run."""
+        done = self._vip_step(switch.from_, "disable", JournalEvent.VIP_DISABLED)
+        if done is None:
+            self._vip_step(switch.to, "enable", JournalEvent.VIP_ENABLED)
+        else:
+            done.addCallback(
+                lambda _: self._vip_step(switch.to, "enable", JournalEvent.VIP_ENABLED)
+            )
+
+    def _vip_step(self, name: str, which: str, event: JournalEvent) -> Deferred[None] | None:
+        host = self.hosts.of(name)
+        record = self.registry.get(name)
+        label = record.host if record is not None and record.host else host.label
+        detail = f"host={label}"
+        program = host.vip.enable if which == "enable" else host.vip.disable
+        runner = self.hosts.scripts
+        if program is None or runner is None:
+            self.registry.note(name, event, detail)
+            return None
+        command = " ".join(program.argv)
+        if not host.link.up:
+            self.registry.note(name, event, f"{detail}: {command}: not run, host unreachable")
+            return None
+        d = runner.run(host.name, program)
+
+        def ended(outcome: ProcessExit) -> None:
+            self.registry.note(name, event, f"{detail}: {command} {outcome.describe()}")
+
+        def failed(failure: Failure) -> None:
+            self.registry.note(
+                name, event, f"{detail}: {command} could not run: {failure.getErrorMessage()}"
+            )
+
+        return d.addCallbacks(ended, failed)
 
     def _act(self, pair: HaPair, action: Action, rule: str) -> None:
         now = self.registry.now()
