@@ -75,10 +75,13 @@ class ApplicationRecord:
     def updated(self, now: float, fields: RecordFields) -> ApplicationRecord:
         """This record with ``fields`` changed; ``since`` becomes ``now`` when the status
         or mode changed."""
-        after = dataclasses.replace(self, **fields)
-        if (after.status, after.mode) != (self.status, self.mode):
-            after = dataclasses.replace(after, since=now)
-        return after
+        if not fields:
+            return self
+        changes: dict[str, object] = dict(fields)
+        status, mode = fields.get("status", self.status), fields.get("mode", self.mode)
+        if (status, mode) != (self.status, self.mode):
+            changes["since"] = now
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def info(self, ref: int | None = None) -> EventApplicationInfo:
         """This record as the SCS endpoint's ``EventApplicationInfo``."""
