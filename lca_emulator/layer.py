@@ -153,6 +153,8 @@ class ManagementLayer:
             vip = spec.options.get("TServer", {}).get("control-vip-scripts", "")
             if parse_boolean(vip):
                 self.scs.uses_ip_takeover(spec.name)
+        for host in self.hosts:  # SCS starts what the LCA does not report started
+            host.link.when_restored = lambda host=host: self.control.autostart(host)
         self.management = ManagementEndpoint(self.registry, self.scs, self.control, limits=limits)
         self._ports: list[IListeningPort] = []
 
@@ -217,7 +219,6 @@ class ManagementLayer:
             raise ControlError(ErrorCode.HOST_UNREACHABLE, f"host {name} is not down")
         host.lca.revive()
         host.link.restore(JournalEvent.HOST_UP, f"host {name} is up again")
-        self.control.autostart(host)
 
     def cut_lca_link(self, name: str, seconds: float | None) -> None:
         """The SCS loses its link to the LCA of host ``name`` (for ``seconds``; ``None``:

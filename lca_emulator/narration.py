@@ -18,6 +18,14 @@ _TOLD = {
     JournalEvent.SPLIT_BRAIN: "split brain",
     JournalEvent.KILLED: "killed",
     JournalEvent.START_FAILED: "could not be started",
+    JournalEvent.HOST_DOWN: "is lost with its host",
+    JournalEvent.HOST_UP: "is on a host that is up again",
+    JournalEvent.LCA_LINK_LOST: "is behind a lost LCA link",
+    JournalEvent.LCA_LINK_RESTORED: "is reachable again",
+    JournalEvent.NO_BRAIN: "no brain",
+    JournalEvent.FLAPPING: "flapping",
+    JournalEvent.VIP_DISABLED: "VIP disabled",
+    JournalEvent.VIP_ENABLED: "VIP enabled",
 }
 
 

@@ -149,9 +149,9 @@ class ChangeFeed:
             raise ValueError("a change feed has one decider")
         self._decider = decider
 
-    def publish(self, change: RecordChange) -> None:
-        """Announce ``change`` (after any change still being announced)."""
-        self._queue.append(change)
+    def publish(self, *changes: RecordChange) -> None:
+        """Announce ``changes`` (after any change still being announced)."""
+        self._queue.extend(changes)
         if self._announcing:
             return
         self._announcing = True
@@ -300,8 +300,8 @@ class ApplicationRegistry:
         log_id: int | None = None,
     ) -> list[ApplicationRecord]:
         """Change several records at one moment (every application of a host that is
-        lost): each is written first, then each is journaled and announced in order, so
-        whoever decides on the first already sees them all."""
+        lost): all are written and journaled, then announced in order, so whoever decides
+        on the first already sees them all, and their effects come after them all."""
         now = self.now()
         done = []
         for name, fields in changes.items():
@@ -312,5 +312,5 @@ class ApplicationRegistry:
             entry = JournalEntry(now, after.name, event, after.status, after.mode, detail, log_id)
             self.journal.append(entry)
             self._track_departure(before, after)
-            self.changes.publish(RecordChange(before, after, event, detail))
+        self.changes.publish(*(RecordChange(b, a, event, detail) for b, a in done))
         return [after for _, after in done]

@@ -153,7 +153,9 @@ class AppLink:
         self.refusing = False
         """Cut for a time: new connections fail until it ends."""
         self.connections: list[FaultyProtocol] = []
-        self._generation = 0
+        self._cuts = 0
+        self._delays = 0
+        """How many cuts and latencies were set: a timer ends only the latest of its kind."""
 
     def wrap(self, factory: IProtocolFactory) -> IProtocolFactory:
         """``factory``'s protocols, each behind this link's faults."""
@@ -169,7 +171,8 @@ class AppLink:
     def cut(self, how: LinkCut, seconds: float | None) -> None:
         """Fail the connection (``how``); with ``seconds``, new ones fail (close, reset)
         or pass nothing (stall) until that time has passed."""
-        generation = self._next()
+        self._cuts += 1
+        generation = self._cuts
         log.info("{app}: link cut ({how})", app=self.name, how=how.value)
         if how is LinkCut.STALL:
             self.stalled = True
@@ -184,18 +187,15 @@ class AppLink:
 
     def slow(self, ms: float, seconds: float | None) -> None:
         """``ms`` milliseconds of latency each way (for ``seconds``)."""
-        generation = self._next()
+        self._delays += 1
+        generation = self._delays
         self.delay = ms / 1000.0
         if seconds is not None:
             self.clock.callLater(seconds, self._unslow, generation)
 
-    def _next(self) -> int:
-        self._generation += 1
-        return self._generation
-
     def _heal(self, generation: int) -> None:
-        if generation != self._generation:
-            return  # a later fault took over
+        if generation != self._cuts:
+            return  # a later cut took over
         self.refusing = False
         if self.stalled:
             self.stalled = False
@@ -203,7 +203,7 @@ class AppLink:
                 connection.resume()
 
     def _unslow(self, generation: int) -> None:
-        if generation == self._generation:
+        if generation == self._delays:
             self.delay = 0.0
 
 

@@ -189,6 +189,8 @@ def _hosts(
                 "'lca' (where the host's LCA listens) is for serve --config; a scenario run "
                 "puts every LCA on a free port"
             )
+        if lca is not None:
+            _check_server_endpoint(fields.require("lca"), lca)
         scripts = fields.get("vip-scripts")
         hosts[name] = HostConfig(
             name,
@@ -338,6 +340,17 @@ def _known_application(fields: MappingNode, key: str, names: list[str]) -> str:
         hint = suggestion(name, names, what="applications")
         raise fields.require(key).error(f"unknown application {name!r}; {hint}")
     return name
+
+
+def _check_server_endpoint(node: Node, description: str) -> None:
+    """A Twisted server endpoint string (``tcp:PORT:interface=...``, ``unix:PATH``)."""
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(None, description)
+    except (ValueError, KeyError, TypeError) as e:
+        example = "tcp:0:interface=127.0.0.1"
+        raise node.error(f"expected a server endpoint such as {example}: {e}") from None
 
 
 def _vip_scripts(fields: MappingNode) -> VipScripts:

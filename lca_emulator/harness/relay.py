@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -26,6 +27,13 @@ from lca_emulator.lca.control import ApplicationLauncher, RunningApplication
 log = Logger()
 
 
+def _close(transport: Any, *, clean: bool) -> None:
+    if clean:
+        transport.loseConnection()
+    else:
+        transport.abortConnection()
+
+
 class _LcaSide(Protocol):
     """The relay's connection to the LCA."""
 
@@ -36,7 +44,7 @@ class _LcaSide(Protocol):
         self.app_side.transport.write(data)  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.app_side.lca_gone()
+        self.app_side.lca_gone(clean=reason.check(ConnectionDone) is not None)
 
 
 class _AppSide(Protocol):
@@ -67,9 +75,9 @@ class _AppSide(Protocol):
         log.info("relay of {app}: LCA unreachable: {why}", app=self.relay.name, why=failure)
         self.transport.loseConnection()  # type: ignore[union-attr]
 
-    def lca_gone(self) -> None:
+    def lca_gone(self, *, clean: bool) -> None:
         if not self.closed:
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            _close(self.transport, clean=clean)
 
     def dataReceived(self, data: bytes) -> None:
         if self.lca is None:
@@ -79,8 +87,8 @@ class _AppSide(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.closed = True
-        if self.lca is not None:
-            self.lca.transport.loseConnection()  # type: ignore[union-attr]
+        if self.lca is not None:  # a reset is passed on as a reset, a close as a close
+            _close(self.lca.transport, clean=reason.check(ConnectionDone) is not None)
 
 
 class _RelayFactory(Factory):

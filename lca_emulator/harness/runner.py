@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from lca_common.protocol.messages import ErrorCode
 from lca_common.yamlsource import ConfigError
 from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.loader import event_from_mapping
@@ -170,42 +171,57 @@ def play_event(
 ) -> None:
     """Carry out one scenario event on a Management Layer (link faults on ``faults``);
     problems go to ``error``."""
+    try:
+        _play(layer, event, error, faults)
+    except ControlError as e:
+        what = f"{event.action.value} {event.application} at t={event.at:g}"
+        error(f"line {event.line}: {what}: {e.text}")
+
+
+def _play(
+    layer: ManagementLayer,
+    event: ScenarioEvent,
+    error: Callable[[str], None],
+    faults: LinkFaults | None,
+) -> None:
+    """Carry out ``event``; a request refused at once raises :class:`ControlError`, and
+    one that fails later goes to ``error``."""
     control = layer.control
     name = event.application
-    try:
-        if event.action is EventAction.HOST_DOWN:
-            layer.host_down(name)
-        elif event.action is EventAction.HOST_UP:
-            layer.host_up(name)
-        elif event.action is EventAction.CUT_LCA_LINK:
-            layer.cut_lca_link(name, event.seconds)
-        elif event.action in (EventAction.CUT_LINK, EventAction.DELAY_LINK):
-            _link_fault(event, faults, error)
-        elif event.action is EventAction.STOP:
-            _report_failure(control.stop(name, graceful=event.graceful), error, event)
-        elif event.action is EventAction.KILL:
-            _report_failure(control.kill(name), error, event)
-        elif event.action is EventAction.START:
-            control.start(name)
-        elif event.action is EventAction.RESTART:
-            _report_failure(control.restart(name), error, event)
-        elif event.action is EventAction.SWITCHOVER:
-            _switchover(layer, event, error)
-        elif event.action is EventAction.HANG:
-            control.hang(name)
-        else:
-            section, option, value = event.section or "", event.option or "", event.value or ""
-            control.set_option(name, section, option, value)  # read at the next start
-    except ControlError as e:
-        error(f"line {event.line}: {event.action.value} {name} at t={event.at:g}: {e.text}")
+    if event.action is EventAction.HOST_DOWN:
+        layer.host_down(name)
+    elif event.action is EventAction.HOST_UP:
+        layer.host_up(name)
+    elif event.action is EventAction.CUT_LCA_LINK:
+        layer.cut_lca_link(name, event.seconds)
+    elif event.action in (EventAction.CUT_LINK, EventAction.DELAY_LINK):
+        _link_fault(layer, event, faults)
+    elif event.action is EventAction.STOP:
+        _report_failure(control.stop(name, graceful=event.graceful), error, event)
+    elif event.action is EventAction.KILL:
+        _report_failure(control.kill(name), error, event)
+    elif event.action is EventAction.START:
+        control.start(name)
+    elif event.action is EventAction.RESTART:
+        _report_failure(control.restart(name), error, event)
+    elif event.action is EventAction.SWITCHOVER:
+        _switchover(layer, event, error)
+    elif event.action is EventAction.HANG:
+        control.hang(name)
+    else:
+        section, option, value = event.section or "", event.option or "", event.value or ""
+        control.set_option(name, section, option, value)  # read at the next start
 
 
-def _link_fault(
-    event: ScenarioEvent, faults: LinkFaults | None, error: Callable[[str], None]
-) -> None:
-    if faults is None:
-        error(f"line {event.line}: {event.action.value}: this emulator has no link faults")
-        return
+def _link_fault(layer: ManagementLayer, event: ScenarioEvent, faults: LinkFaults | None) -> None:
+    """``cut-link`` or ``delay-link``: only an application the LCA starts has its
+    connection through the emulator (a wrapper or a relay)."""
+    spec = layer.control.applications.get(event.application)
+    if faults is None or spec is None or spec.external:
+        why = "it is external: its connection does not pass through the emulator"
+        if faults is None:
+            why = "this emulator has no link faults"
+        raise ControlError(ErrorCode.NOT_MANAGED, f"{event.application}: {why}")
     link = faults.link(event.application)
     if event.action is EventAction.CUT_LINK:
         assert event.how is not None
@@ -234,16 +250,22 @@ def _report_failure(d: Deferred[Any], error: Callable[[str], None], event: Scena
 
 def play_requested_event(
     layer: ManagementLayer, event: Mapping[str, object], faults: LinkFaults | None = None
-) -> str | None:
+) -> tuple[ErrorCode, str] | None:
     """``RequestEvent`` on a running ``serve``: validate ``event`` as a scenario's event
-    (without ``at``: it plays now) and play it; returns what went wrong, or None."""
+    (without ``at``: it plays now) and play it; returns what went wrong (the code of the
+    ``EventError`` and its text), or None."""
     names = list(layer.control.applications)
     hosts = [host.name for host in layer.hosts if host.name is not None]
     try:
         parsed = event_from_mapping(event, names, hosts)
     except ConfigError as e:
         where = f"event.{e.key_path}" if e.key_path else "event"
-        return f"{where}: {e.problem}"
+        return ErrorCode.INVALID_FIELD, f"{where}: {e.problem}"
     errors: list[str] = []
-    play_event(layer, parsed, errors.append, faults)
-    return errors[0].removeprefix("line 1: ") if errors else None
+    try:
+        _play(layer, parsed, errors.append, faults)
+    except ControlError as e:
+        return e.code, f"{parsed.action.value} {parsed.application}: {e.text}"
+    if errors:  # a failure the request's own Deferred already reported
+        return ErrorCode.INVALID_FIELD, errors[0].removeprefix("line 1: ")
+    return None

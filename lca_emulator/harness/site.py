@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
 
 from lca_common.clock import ScaledClock
-from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_common.protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
 from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.launchers import (
     InProcessLauncher,
@@ -44,7 +44,7 @@ from lca_emulator.harness.relay import RelayingLauncher, Relays
 from lca_emulator.harness.traffic import TrafficMonitor
 from lca_emulator.harness.verdict import Timeline
 from lca_emulator.layer import ManagementLayer
-from lca_emulator.lca.control import ApplicationLauncher
+from lca_emulator.lca.control import ApplicationLauncher, ControlError
 from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import HaPair, ScsOptions
@@ -272,13 +272,30 @@ class Site:
         self, application: str, how: LinkCut | str = LinkCut.CLOSE, seconds: float | None = None
     ) -> None:
         """``application``'s own connection to its LCA fails (``close``, ``reset`` or
-        ``stall``); for ``seconds`` new connections fail (or stall) too."""
+        ``stall``); for ``seconds`` new connections fail (or stall) too.
+
+        :raises ControlError: not an application the LCA starts.
+        """
+        self._faultable(application)
         self.faults.link(application).cut(LinkCut(how), seconds)
 
     def delay_link(self, application: str, ms: float, seconds: float | None = None) -> None:
         """``ms`` milliseconds of latency each way on ``application``'s connection to its
-        LCA (for ``seconds``; None: until changed)."""
+        LCA (for ``seconds``; None: until changed).
+
+        :raises ControlError: not an application the LCA starts.
+        """
+        self._faultable(application)
         self.faults.link(application).slow(ms, seconds)
+
+    def _faultable(self, application: str) -> None:
+        spec = self.layer.control.applications.get(application)
+        if spec is None or spec.external:
+            why = "not configured" if spec is None else "external"
+            raise ControlError(
+                ErrorCode.NOT_MANAGED,
+                f"{application} is {why}: its connection does not pass through the emulator",
+            )
 
     def set_option(self, application: str, section: str, option: str, value: str) -> None:
         """Change an option in its configuration (read at its next start; ``[sml]`` at once)."""

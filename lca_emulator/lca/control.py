@@ -371,9 +371,9 @@ class ApplicationControl:
                 self._kill(name)
 
     def autostart(self, host: Host) -> None:
-        """``host``'s LCA is up: start every application there whose ``[sml] autostart``
-        is true and that is not running (vendor: SCS starts it whenever it connects to
-        an LCA that does not report it started)."""
+        """The SCS (re)connected to ``host``'s LCA: start every application there whose
+        ``[sml] autostart`` is true and that is not running (vendor: SCS starts it whenever
+        it connects to an LCA that does not report it started)."""
         for name, spec in self.applications.items():
             wanted = not spec.external and spec.sml()[0].autostart and name not in self._running
             if wanted and self._host(name) is host:

@@ -18,6 +18,7 @@ then is written to the registry at once, journaled ``lca-link-restored`` (or
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -114,6 +115,8 @@ class LcaLink:
         """The LCA's records while the link is lost."""
         self._wait: IDelayedCall | None = None
         self._generation = 0
+        self.when_restored: Callable[[], None] | None = None
+        """Called each time the link is back (the SCS starts ``autostart`` applications)."""
 
     @property
     def clock(self) -> IReactorTime:
@@ -239,6 +242,8 @@ class LcaLink:
         else:
             changes = {name: _fields_of(own[name]) for name in self._members if name in own}
         self.registry.note_together(event, detail, changes)
+        if self.when_restored is not None:
+            self.when_restored()
         return True
 
     def restore_later(self, seconds: float, detail: str) -> None:

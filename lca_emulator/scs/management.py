@@ -49,9 +49,10 @@ class ManagementEndpoint:
         self.scs = scs
         self.control = control
         self.limits = limits
-        self.play: Callable[[Mapping[str, object]], str | None] | None = None
-        """Plays a ``RequestEvent``'s event now; returns what went wrong, or None (set by
-        whoever knows the event vocabulary: the harness, for ``serve``)."""
+        self.play: Callable[[Mapping[str, object]], tuple[ErrorCode, str] | None] | None = None
+        """Plays a ``RequestEvent``'s event now; returns what went wrong (an error code
+        and a text), or None (set by whoever knows the event vocabulary: the harness, for
+        ``serve``)."""
 
     def factory(self) -> Factory:
         """A protocol factory for the SCS endpoint."""
@@ -132,7 +133,8 @@ class ManagementSession:
         if problem is None:
             self.send(EventOk(ref=message.ref))
         else:
-            self.send(EventError(code=ErrorCode.INVALID_FIELD, text=problem, ref=message.ref))
+            code, text = problem
+            self.send(EventError(code=code, text=text, ref=message.ref))
 
     def _unknown(self, ref: int, name: str) -> None:
         self.send(

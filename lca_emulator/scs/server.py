@@ -317,7 +317,7 @@ class SolutionControlServer:
                 continue
             views[name] = MemberView(
                 name=name,
-                up=record.up,
+                up=record.up and self.hosts.of(name).link.up,  # reachable through its LCA
                 starting=record.status is ApplicationStatus.START_PENDING and not record.registered,
                 hung=record.hung,
                 status=record.status,
@@ -375,18 +375,14 @@ class SolutionControlServer:
         return promote_now
 
     def _demotion_overdue(self, old: str) -> None:
-        held = self._held.get(old)
+        held = self._held.pop(old, None)
+        self._demoting.discard(old)
         if held is None:
             return
-        self.registry.note(
-            old,
-            JournalEvent.MODE_REQUESTED,
-            f"no BACKUP acknowledged within {DEMOTION_WAIT:g} s; promoting "
-            f"{held[1].application} anyway",
-        )
-        act = self._release_promotion(old)
-        if act is not None:
-            act()
+        pair, promote, rule, _ = held
+        if self._pairs[promote.application][1].current.primary == promote.application:
+            late = f"{rule}; {old} did not acknowledge BACKUP within {DEMOTION_WAIT:g} s"
+            self._act(pair, promote, late)
 
     def uses_ip_takeover(self, application: str) -> None:
         """``application`` runs with IP Address Takeover (``[TServer] control-vip-scripts``
@@ -495,11 +491,12 @@ def _pair_input(change: RecordChange) -> PairInput | None:
 
 def _link_back_input(before: ApplicationRecord, after: ApplicationRecord) -> PairInput | None:
     """The SCS learns what became of a member behind a lost link: back up (a newcomer,
-    told its role), gone meanwhile, or up with another status."""
-    if after.up and not before.up:
-        return PairInput(InputKind.REGISTERED, after.name)
+    told its role), gone meanwhile, up with another status, or up as it was (told its
+    role again: a mode request may have been lost with the link)."""
     if before.up and not after.up:
         return PairInput(InputKind.LOST, after.name, "gone while its LCA was unreachable")
-    if after.up and after.status is not before.status:
+    if after.up and before.up and after.status is not before.status:
         return PairInput(InputKind.STATUS, after.name)
+    if after.up:
+        return PairInput(InputKind.REGISTERED, after.name)
     return None

@@ -53,6 +53,12 @@ EVENT_MARKS: dict[JournalEvent, EventMark] = {
     JournalEvent.DISCONNECTED: EventMark("\u25cb", "#5f6368"),  # ○
     JournalEvent.RESTARTED: EventMark("\u21bb", "#1a73e8"),  # ↻
     JournalEvent.SPLIT_BRAIN: EventMark("\u26a0", "#c5221f"),  # ⚠
+    JournalEvent.NO_BRAIN: EventMark("\u2205", "#c5221f"),  # ∅
+    JournalEvent.FLAPPING: EventMark("\u21c4", "#e37400"),  # ⇄
+    JournalEvent.HOST_DOWN: EventMark("\u2193", "#202124"),  # ↓
+    JournalEvent.HOST_UP: EventMark("\u2191", "#137333"),  # ↑
+    JournalEvent.LCA_LINK_LOST: EventMark("\u2702", "#5f6368"),  # ✂
+    JournalEvent.LCA_LINK_RESTORED: EventMark("\u2194", "#5f6368"),  # ↔
 }
 """The journal events worth a mark; the others show as status and mode changes."""
 
