@@ -11,6 +11,7 @@ import copyreg
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -104,12 +105,12 @@ def run_in_workers(
     and the results before the first missing one come back.
     """
     jobs = max(1, min(jobs, len(scenarios)))
-    context = multiprocessing.get_context("spawn")  # never fork a process with a reactor
+    context = multiprocessing.get_context(_start_method())
     workers: list[tuple[BaseProcess, Connection]] = []
     for worker in range(jobs):
         chunk = [(i, scenarios[i]) for i in range(worker, len(scenarios), jobs)]
         receive, send = context.Pipe(duplex=False)
-        process: BaseProcess = context.Process(
+        process: BaseProcess = context.Process(  # type: ignore[attr-defined]
             target=_worker, args=(chunk, settings, send), daemon=True
         )
         process.start()
@@ -142,6 +143,17 @@ def run_in_workers(
             if process.is_alive():
                 process.kill()
     return [found[i] for i in range(reported)]
+
+
+def _start_method() -> str:
+    """``fork`` while this process has no reactor (a worker then starts with every module
+    and scenario already loaded, in a few milliseconds), else ``spawn``: a forked
+    reactor would share its epoll instance and waker with the parent."""
+    if "twisted.internet.reactor" in sys.modules or "fork" not in (
+        multiprocessing.get_all_start_methods()
+    ):
+        return "spawn"
+    return "fork"
 
 
 def _interrupt(processes: Any) -> None:
