@@ -289,7 +289,15 @@ class ApplicationRegistry:
         Fields not given stay as they are; ``since`` moves only when the status or
         mode changes.
         """
-        return self.note_together(event, detail, {name: fields}, log_id=log_id)[0]
+        now = self.now()
+        before = self._records.get(name) or ApplicationRecord(name=name, since=now)
+        self._records[name] = after = before.updated(now, fields)
+        self.journal.append(
+            JournalEntry(now, name, event, after.status, after.mode, detail, log_id)
+        )
+        self._track_departure(before, after)
+        self.changes.publish(RecordChange(before, after, event, detail))
+        return after
 
     def note_together(
         self,

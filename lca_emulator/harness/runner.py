@@ -33,6 +33,9 @@ REAL_TIME_SLACK = 2.0
 scheduling); added to one scenario second, see :func:`tolerance`."""
 
 
+_LINK_FAULTS = frozenset({EventAction.CUT_LINK, EventAction.DELAY_LINK})
+
+
 def tolerance(mode: RunMode, time_scale: float) -> float:
     """How far, in scenario seconds, an observed time may be from an expected one."""
     if mode is RunMode.VIRTUAL:
@@ -119,6 +122,7 @@ async def run_scenario(
         transport=transport,
         scs_options=scenario.scs,
         hosts=scenario.hosts,
+        link_faults=any(e.action in _LINK_FAULTS for e in scenario.events),
     )
     errors: list[str] = []
     await site.open()

@@ -70,7 +70,9 @@ class Site:
     """The Management Layer and its applications, listening on loopback port 0.
 
     ``transport`` says what carries a virtual-time run's connections (in memory by
-    default, or loopback TCP); wall-clock runs use loopback TCP.  ``launcher``
+    default, or loopback TCP); wall-clock runs use loopback TCP.  ``link_faults``
+    False saves a virtual-time run that plays no ``cut-link`` or ``delay-link`` the
+    wrapper on each connection.  ``launcher``
     replaces the one the mode implies (tests use fakes).  ``outside`` applications
     (a command, or external) need a wall-clock mode.
     """
@@ -90,6 +92,7 @@ class Site:
         transport: Transport = Transport.MEMORY,
         scs_options: ScsOptions | None = None,
         hosts: Iterable[HostConfig | str] = (),
+        link_faults: bool = True,
     ) -> None:
         self.reactor = reactor
         self.mode = mode
@@ -110,7 +113,7 @@ class Site:
         """Each application's link to its LCA, where ``cut-link`` and ``delay-link`` act."""
         self.relays: Relays | None = None
         if launcher is None:
-            launcher = self._launcher_for(mode)
+            launcher = self._launcher_for(mode, link_faults)
         host_configs = [h if isinstance(h, HostConfig) else HostConfig(h) for h in hosts]
         scripts = None  # a script is a process: wall clock only
         if mode is not RunMode.VIRTUAL:
@@ -136,9 +139,10 @@ class Site:
         self.host_ports: dict[str, int] = {}
         """Where each host's LCA listens."""
 
-    def _launcher_for(self, mode: RunMode) -> ApplicationLauncher:
+    def _launcher_for(self, mode: RunMode, link_faults: bool) -> ApplicationLauncher:
         if mode is RunMode.VIRTUAL:
-            return InProcessLauncher(self.network, self.clock, faults=self.faults)
+            faults = self.faults if link_faults else None
+            return InProcessLauncher(self.network, self.clock, faults=faults)
         # processes reach their LCA through a relay, where link faults are real
         self.relays = Relays(self.faults, self.reactor)
         if mode is RunMode.PROCESSES:
