@@ -380,8 +380,11 @@ class ApplicationControl:
                 self._start_quietly(name)
 
     def stop_all(self) -> Deferred[list[ProcessExit | None]]:
-        """Stop every running application (used at shutdown)."""
-        return gatherResults([self.stop(name) for name in list(self._running)])
+        """Stop every running application (used at shutdown).  Each LCA stops its own:
+        no request crosses the SCS's links, so one that is lost stops nothing short, and
+        no restart under way starts anything again."""
+        self._restarting.clear()
+        return gatherResults([self._stop(name) for name in list(self._running)])
 
 
 def _follow(d: Deferred[None]) -> Deferred[None]:
