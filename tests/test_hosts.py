@@ -766,7 +766,7 @@ def test_an_old_primary_that_drops_releases_the_promotion_at_once() -> None:
         assert bench.entries(B, JournalEvent.SPLIT_BRAIN) == []
 
 
-# -- closing a site ---------------------------------------------------------------------------
+# -- closing a site, and the members behind a lost link ---------------------------------------
 
 
 def test_a_site_closes_with_an_lca_link_still_lost() -> None:
@@ -796,3 +796,60 @@ def test_a_scenario_that_ends_during_a_cut_is_judged() -> None:
     result = done(run_scenario(scenario, Clock()))
     assert isinstance(result, ScenarioResult)
     assert result.passed, result.errors
+
+
+def test_no_promotion_behind_a_lost_link_then_the_role_when_it_is_back() -> None:
+    """During disconnect-switchover-timeout the SCS still shows the backup behind the lost
+    link as up, but cannot reach it: the primary dying then is refused (R5), rather than a
+    PRIMARY request lost with the link.  When the link is back the backup is told its new
+    role (R7), so the pair has a primary."""
+    scs = ScsOptions(disconnect_switchover_timeout=10)
+    with sync_site(*pair_on_two_hosts(), scs=scs) as bench:
+        bench.at(10)
+        bench.site.cut_lca_link(HOST_B, 5)
+        bench.at(12)
+        bench.site.kill(A)
+        bench.at(13)
+        assert bench.modes_requested(B) == [(0, "BACKUP")]
+        (refused,) = bench.entries(B, JournalEvent.SWITCHOVER_REFUSED)
+        assert refused.time == 12
+        assert bench.record(B).up  # as the SCS last saw it
+        bench.at(20)
+        assert bench.modes_requested(B)[-1] == (15, "PRIMARY")
+        assert (bench.record(B).mode, bench.record(B).status) == (PRIMARY, RUNNING)
+
+
+def test_a_member_back_as_it_was_is_told_its_role_again() -> None:
+    """The sibling: after a short blip nothing changes hands; the member is told its role
+    again (a request may have been lost with the link), which changes nothing."""
+    scs = ScsOptions(disconnect_switchover_timeout=10)
+    with sync_site(*pair_on_two_hosts(), scs=scs) as bench:
+        bench.at(10)
+        bench.site.cut_lca_link(HOST_A, 3)
+        bench.at(20)
+        assert bench.modes_requested(A) == [(0, "PRIMARY"), (13, "PRIMARY")]
+        assert bench.modes_requested(B) == [(0, "BACKUP")]
+        assert bench.entries(B, JournalEvent.SWITCHOVER) == []
+        assert (bench.record(A).mode, bench.record(B).mode) == (PRIMARY, BACKUP)
+
+
+def test_an_old_primary_behind_a_lost_link_is_made_backup_when_it_is_back() -> None:
+    """A manual switchover while the primary's LCA is unreachable (the SCS still shows it
+    up) cannot demote it: two PRIMARY members, journaled split brain.  When its link is back
+    it is told BACKUP, and the split brain is over."""
+    scs = ScsOptions(disconnect_switchover_timeout=10)
+    with sync_site(*pair_on_two_hosts(), scs=scs) as bench:
+        bench.at(10)
+        bench.site.cut_lca_link(HOST_A, 5)
+        bench.at(11)
+        bench.site.switchover(A)
+        bench.at(12)
+        assert [e.time for e in bench.entries(B, JournalEvent.SPLIT_BRAIN)] == [11]
+        bench.at(20)
+        assert bench.modes_requested(A)[-1] == (15, "BACKUP")
+        assert (bench.record(A).mode, bench.record(B).mode) == (BACKUP, PRIMARY)
+        split = bench.entries(B, JournalEvent.SPLIT_BRAIN)
+        assert [(e.time, e.detail) for e in split][-1] == (
+            15,
+            "SIPS_A/SIPS_B: recovered from split brain",
+        )
