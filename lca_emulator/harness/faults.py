@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -37,15 +37,22 @@ log = Logger()
 
 
 class _Direction:
-    """One direction of one connection: what is on its way, in order."""
+    """One direction of one connection: what is on its way, in order, and a clean close
+    that follows it."""
 
     def __init__(self, clock: IReactorTime, deliver: Callable[[bytes], None]) -> None:
         self.clock = clock
         self.deliver = deliver
         self.queue: deque[tuple[float, bytes]] = deque()
         self.timer: IDelayedCall | None = None
+        self.closing: Callable[[], None] | None = None
+        """What to do once everything queued has gone: a close keeps its place."""
+        self.closed = False
+        """Nothing more goes this way (closed, or dropped with the connection)."""
 
     def send(self, data: bytes, delay: float, held: bool) -> None:
+        if self.closed or self.closing is not None:
+            return  # written after the close: a closed connection sends nothing more
         if not self.queue and not held and delay <= 0:
             self.deliver(data)
             return
@@ -56,16 +63,33 @@ class _Direction:
         if not held:
             self.schedule()
 
+    def close_after(self, close: Callable[[], None], held: bool) -> None:
+        """``close`` once what is on its way has gone: at once if nothing is (and the
+        link is not stalled: a stall holds the close too), or if it was all dropped."""
+        if self.closing is not None:
+            return  # a close is on its way already
+        self.closing = close
+        if self.closed or (not self.queue and not held):
+            self._closed()  # nothing (more) to wait for
+
     def schedule(self) -> None:
-        """Deliver what is due, and wake for the next."""
+        """Deliver what is due, and wake for the next (or close, once all is gone)."""
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
         now = self.clock.seconds()
-        while self.queue and self.queue[0][0] <= now:
+        while self.queue and self.queue[0][0] <= now and not self.closed:
             self.deliver(self.queue.popleft()[1])
-        if self.queue:
+        if self.queue and not self.closed:
             self.timer = self.clock.callLater(self.queue[0][0] - now, self.schedule)
+        elif self.closing is not None and not self.closed:
+            self._closed()
+
+    def _closed(self) -> None:
+        close, self.closing = self.closing, None
+        self.closed = True
+        if close is not None:
+            close()
 
     def hold(self) -> None:
         if self.timer is not None and self.timer.active():
@@ -73,12 +97,20 @@ class _Direction:
         self.timer = None
 
     def drop(self) -> None:
+        """Lose what is on its way, and the close that was to follow it."""
         self.hold()
         self.queue.clear()
+        self.closing = None
+        self.closed = True
 
 
 class FaultyProtocol(ProtocolWrapper):
-    """One connection on an application's path: what passes either way obeys its link."""
+    """One connection on an application's path: what passes either way obeys its link.
+
+    A clean close keeps its place behind what is still on its way, in either direction
+    (a FIN follows the data sent before it); a reset overtakes everything, and what was
+    on its way is lost.
+    """
 
     factory: _FaultyFactory
 
@@ -88,6 +120,15 @@ class FaultyProtocol(ProtocolWrapper):
         self.link = link
         self._in = _Direction(link.clock, lambda data: ProtocolWrapper.dataReceived(self, data))
         self._out = _Direction(link.clock, lambda data: ProtocolWrapper.write(self, data))
+        self.gone = False
+        """The connection beneath is closed; what it delivered last may still be on its way."""
+        self._done = False
+
+    @property
+    def in_flight(self) -> tuple[int, int]:
+        """How many writes are on their way (delayed or held): toward the wrapped protocol,
+        and toward the other end."""
+        return len(self._in.queue), len(self._out.queue)
 
     def makeConnection(self, transport: Any) -> None:
         self.link.attach(self)
@@ -102,11 +143,32 @@ class FaultyProtocol(ProtocolWrapper):
     def writeSequence(self, data: Any) -> None:
         self.write(b"".join(data))
 
+    def loseConnection(self) -> None:
+        """The wrapped protocol closes: after what it wrote before."""
+        self.disconnecting = 1
+        self._out.close_after(self._close_transport, self.link.stalled)
+
+    def _close_transport(self) -> None:
+        if not self.gone:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.link.detach(self)
-        self._in.drop()
+        """The connection is gone.  Closed cleanly by the other end, what it sent before
+        still reaches the wrapped protocol first; else it hears of it at once."""
+        self.gone = True
         self._out.drop()
-        super().connectionLost(reason)
+        if reason.check(ConnectionDone) is None:
+            self._in.drop()
+            self._end(reason)
+        else:
+            self._in.close_after(lambda: self._end(reason), self.link.stalled)
+
+    def _end(self, reason: Failure) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.link.detach(self)
+        ProtocolWrapper.connectionLost(self, reason)
 
     def resume(self) -> None:
         """The stall is over: what waited goes on its way (after any latency)."""
@@ -118,10 +180,15 @@ class FaultyProtocol(ProtocolWrapper):
             direction.hold()
 
     def cut(self, how: LinkCut) -> None:
+        """The link fails under this connection: what was on its way is lost, and both
+        ends see a close (a FIN) or a reset (an RST) at once."""
+        self._in.drop()
+        self._out.drop()
+        if self.gone:  # closed already; it only waited for its last data
+            self._end(Failure(ConnectionDone()))
+            return
         transport: Any = self.transport
         if how is LinkCut.RESET:
-            self._in.drop()
-            self._out.drop()
             transport.abortConnection()
         else:
             transport.loseConnection()
@@ -142,7 +209,12 @@ class _FaultyFactory(WrappingFactory):
 
 
 class AppLink:
-    """The path of one application to its LCA, and the faults on it now."""
+    """The path of one application to its LCA, and the faults on it now.
+
+    A cut (close, reset or stall) replaces the cut before it, and its ``for`` with it;
+    latency is apart: a ``delay-link`` neither ends nor prolongs a cut, nor a cut a
+    latency.
+    """
 
     def __init__(self, name: str, clock: IReactorTime) -> None:
         self.name = name
@@ -155,7 +227,6 @@ class AppLink:
         self.connections: list[FaultyProtocol] = []
         self._cuts = 0
         self._delays = 0
-        """How many cuts and latencies were set: a timer ends only the latest of its kind."""
 
     def wrap(self, factory: IProtocolFactory) -> IProtocolFactory:
         """``factory``'s protocols, each behind this link's faults."""
@@ -172,29 +243,29 @@ class AppLink:
         """Fail the connection (``how``); with ``seconds``, new ones fail (close, reset)
         or pass nothing (stall) until that time has passed."""
         self._cuts += 1
-        generation = self._cuts
         log.info("{app}: link cut ({how})", app=self.name, how=how.value)
         if how is LinkCut.STALL:
+            self.refusing = False
             self.stalled = True
             for connection in list(self.connections):
                 connection.stall()
         else:
+            self.stalled = False  # what it held is lost with the connections
             self.refusing = seconds is not None
             for connection in list(self.connections):
                 connection.cut(how)
         if seconds is not None:
-            self.clock.callLater(seconds, self._heal, generation)
+            self.clock.callLater(seconds, self._heal, self._cuts)
 
     def slow(self, ms: float, seconds: float | None) -> None:
         """``ms`` milliseconds of latency each way (for ``seconds``)."""
         self._delays += 1
-        generation = self._delays
         self.delay = ms / 1000.0
         if seconds is not None:
-            self.clock.callLater(seconds, self._unslow, generation)
+            self.clock.callLater(seconds, self._unslow, self._delays)
 
-    def _heal(self, generation: int) -> None:
-        if generation != self._cuts:
+    def _heal(self, cut: int) -> None:
+        if cut != self._cuts:
             return  # a later cut took over
         self.refusing = False
         if self.stalled:
@@ -202,8 +273,8 @@ class AppLink:
             for connection in list(self.connections):
                 connection.resume()
 
-    def _unslow(self, generation: int) -> None:
-        if generation == self._delays:
+    def _unslow(self, delay: int) -> None:
+        if delay == self._delays:  # else a later latency took over
             self.delay = 0.0
 
 
