@@ -16,7 +16,9 @@ from lca_emulator.harness.model import (
     Expectation,
     ExpectationKind,
     HaPair,
+    LinkCut,
     ScenarioEvent,
+    ScsOptions,
 )
 from sipserver_stub.fixture import Component, ComponentPlan, ComponentResult
 
@@ -709,6 +711,277 @@ def test_expectation_built_in_code_renders_and_checks() -> None:
         Expectation("A", ExpectationKind.WITHIN, status=ApplicationStatus.RUNNING)
     with pytest.raises(ValueError, match="time is required"):
         Expectation("A", ExpectationKind.NEVER, status=ApplicationStatus.RUNNING, time=3.0)
+
+
+# -- hosts, SCS options and fault events -------------------------------------------------
+
+ON_HOSTS = """
+duration: 100
+hosts:
+  - {name: host-a}
+  - {name: host-b}
+applications:
+  - {application: SIPS_A, host: host-a, mode: primary}
+  - {application: SIPS_B, host: host-b}
+  - {application: SIPS_C, host: host-c}
+"""
+"""Three applications on three hosts, two of them listed (lines 3 and 4)."""
+
+
+def test_hosts_listed_then_named_by_applications(tmp_path: Path) -> None:
+    """The hosts are those listed, in order, then those only applications name."""
+    scenario = load_scenario(write(tmp_path, ON_HOSTS))
+    assert [(host.name, host.lca) for host in scenario.hosts] == [
+        ("host-a", None),
+        ("host-b", None),
+        ("host-c", None),
+    ]
+    assert scenario.scs == ScsOptions()
+
+
+def test_every_fault_event_loads(tmp_path: Path) -> None:
+    """host-down, host-up, cut-lca-link, cut-link (each how) and delay-link load with their
+    modifiers; ``for`` is optional where it is not required."""
+    events = """events:
+  - {at: 1, host-down: host-a}
+  - {at: 2, host-up: host-a}
+  - {at: 3, cut-lca-link: host-c, for: 2.5}
+  - {at: 4, cut-link: SIPS_A, how: close}
+  - {at: 5, cut-link: SIPS_A, how: reset, for: 1}
+  - {at: 6, cut-link: SIPS_B, how: stall, for: 10}
+  - {at: 7, delay-link: SIPS_B, ms: 250}
+  - {at: 8, delay-link: SIPS_B, ms: 0, for: 3}
+"""
+    scenario = load_scenario(write(tmp_path, ON_HOSTS + events))
+    assert [
+        (e.action, e.application, e.seconds, e.how, e.latency_ms, e.on_host)
+        for e in scenario.events
+    ] == [
+        (EventAction.HOST_DOWN, "host-a", None, None, None, True),
+        (EventAction.HOST_UP, "host-a", None, None, None, True),
+        (EventAction.CUT_LCA_LINK, "host-c", 2.5, None, None, True),
+        (EventAction.CUT_LINK, "SIPS_A", None, LinkCut.CLOSE, None, False),
+        (EventAction.CUT_LINK, "SIPS_A", 1.0, LinkCut.RESET, None, False),
+        (EventAction.CUT_LINK, "SIPS_B", 10.0, LinkCut.STALL, None, False),
+        (EventAction.DELAY_LINK, "SIPS_B", None, None, 250.0, False),
+        (EventAction.DELAY_LINK, "SIPS_B", 3.0, None, 0.0, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scs", "options"),
+    [
+        ("{}", ScsOptions()),
+        ("{haflip-detect-timeout: -1}", ScsOptions(haflip_detect_timeout=-1)),
+        ("{haflip-detect-timeout: 10}", ScsOptions(haflip_detect_timeout=10)),
+        ("{haflip-detect-timeout: 2147483647}", ScsOptions(haflip_detect_timeout=2147483647)),
+        ("{disconnect-switchover-timeout: 0}", ScsOptions()),
+        ("{disconnect-switchover-timeout: 2.5}", ScsOptions(disconnect_switchover_timeout=2.5)),
+        ("{promote-unavailable-backup: true}", ScsOptions(promote_unavailable_backup=True)),
+    ],
+)
+def test_scs_options_in_range(tmp_path: Path, scs: str, options: ScsOptions) -> None:
+    """The SCS options at their bounds load."""
+    assert load_scenario(write(tmp_path, ON_HOSTS + f"scs: {scs}\n")).scs == options
+
+
+HAFLIP_RANGE = "expected -1 (off) or 10 to 2147483647 seconds (the vendor's valid values)"
+
+
+@pytest.mark.parametrize(
+    ("scs", "key_path", "problem"),
+    [
+        ("{haflip-detect-timeout: 9}", "scs.haflip-detect-timeout", f"{HAFLIP_RANGE}, got 9"),
+        ("{haflip-detect-timeout: 0}", "scs.haflip-detect-timeout", f"{HAFLIP_RANGE}, got 0"),
+        ("{haflip-detect-timeout: -2}", "scs.haflip-detect-timeout", f"{HAFLIP_RANGE}, got -2"),
+        (
+            "{haflip-detect-timeout: 2147483648}",
+            "scs.haflip-detect-timeout",
+            f"{HAFLIP_RANGE}, got 2147483648",
+        ),
+        (
+            "{haflip-detect-timeout: 10.5}",
+            "scs.haflip-detect-timeout",
+            "expected an integer, got a number (10.5)",
+        ),
+        (
+            "{disconnect-switchover-timeout: -1}",
+            "scs.disconnect-switchover-timeout",
+            "expected a number of at least 0, got -1",
+        ),
+        (
+            "{disconnect-switchover-timeout: soon}",
+            "scs.disconnect-switchover-timeout",
+            "expected a number of at least 0, got a string ('soon')",
+        ),
+        (
+            "{haflip-detect-timout: 10}",
+            "scs.haflip-detect-timout",
+            "unknown key 'haflip-detect-timout'; did you mean 'haflip-detect-timeout'?",
+        ),
+    ],
+)
+def test_scs_option_errors(tmp_path: Path, scs: str, key_path: str, problem: str) -> None:
+    """An SCS option out of its vendor range names the file, line and key, and the range."""
+    err, path = scenario_error(tmp_path, ON_HOSTS + f"scs: {scs}\n")
+    assert (err.file, err.line, err.key_path, err.problem) == (path, 9, key_path, problem)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "line", "key_path", "problem"),
+    [
+        (
+            "  - {name: host-a}\n  - {name: host-a}\n",
+            4,
+            "hosts[1].name",
+            "duplicate host 'host-a'",
+        ),
+        (
+            "  - {name: host-a}\n  - {name: host-b, lca: 'tcp:0:interface=127.0.0.1'}\n",
+            4,
+            "hosts[1].lca",
+            "'lca' (where the host's LCA listens) is for serve --config; a scenario run puts "
+            "every LCA on a free port",
+        ),
+        ("  - {name: host-a}\n  - {lca: x}\n", 4, "hosts[1]", "missing required key 'name'"),
+        (
+            "  - {name: host-a}\n  - {name: host-b, lcaa: x}\n",
+            4,
+            "hosts[1].lcaa",
+            "unknown key 'lcaa'; did you mean 'lca'?",
+        ),
+        (
+            "  - {name: host-a}\n  - {name: 7}\n",
+            4,
+            "hosts[1].name",
+            "expected a string, got an integer (7)",
+        ),
+    ],
+)
+def test_host_list_errors(
+    tmp_path: Path, hosts: str, line: int, key_path: str, problem: str
+) -> None:
+    """A duplicate host, an LCA endpoint in a scenario, a host without a name, an unknown
+    key: each names the file, line and key path."""
+    text = ON_HOSTS.replace("  - {name: host-a}\n  - {name: host-b}\n", hosts)
+    err, path = scenario_error(tmp_path, text)
+    assert (err.file, err.line, err.key_path, err.problem) == (path, line, key_path, problem)
+
+
+def test_host_lca_endpoint_is_for_serve(tmp_path: Path) -> None:
+    """The sibling: serve --config takes ``lca`` (where that host's LCA listens)."""
+    text = ON_HOSTS.replace("duration: 100\n", "").replace(
+        "{name: host-b}", "{name: host-b, lca: 'tcp:0:interface=127.0.0.1'}"
+    )
+    config = load_management_config(write(tmp_path, text, "site.yaml"))
+    assert [(host.name, host.lca) for host in config.hosts] == [
+        ("host-a", None),
+        ("host-b", "tcp:0:interface=127.0.0.1"),
+        ("host-c", None),
+    ]
+    duplicate = text.replace("{name: host-a}", "{name: host-b}")
+    with pytest.raises(ConfigError, match=r"site\.yaml:3: hosts\[1\]\.name: duplicate host"):
+        load_management_config(write(tmp_path, duplicate, "site.yaml"))
+    nonsense = text.replace("tcp:0:interface=127.0.0.1", "carrier-pigeon:0")
+    with pytest.raises(ConfigError) as caught:
+        load_management_config(write(tmp_path, nonsense, "site.yaml"))
+    assert (caught.value.line, caught.value.key_path) == (3, "hosts[1].lca")
+    assert caught.value.problem.startswith("expected a server endpoint such as tcp:0:")
+
+
+FAULT_EVENT_ERRORS = [
+    (
+        "{at: 1, host-down: host-d}",
+        "events[0].host-down",
+        "unknown host 'host-d'; did you mean 'host-c'?",
+    ),
+    (
+        "{at: 1, host-up: mainframe}",
+        "events[0].host-up",
+        "unknown host 'mainframe'; known hosts: host-a, host-b, host-c",
+    ),
+    (
+        "{at: 1, cut-lca-link: SIPS_A, for: 3}",
+        "events[0].cut-lca-link",
+        "'SIPS_A' is an application; 'cut-lca-link' takes a host (host-a, host-b, host-c)",
+    ),
+    (
+        "{at: 1, cut-link: host-a, how: close}",
+        "events[0].cut-link",
+        "'host-a' is a host; 'cut-link' takes an application (SIPS_A, SIPS_B, SIPS_C)",
+    ),
+    (
+        "{at: 1, delay-link: SIPS_D, ms: 5}",
+        "events[0].delay-link",
+        "unknown application 'SIPS_D'; did you mean 'SIPS_C'?",
+    ),
+    ("{at: 1, cut-lca-link: host-a}", "events[0]", "a cut-lca-link event needs 'for'"),
+    ("{at: 1, cut-link: SIPS_A}", "events[0]", "a cut-link event needs 'how'"),
+    ("{at: 1, delay-link: SIPS_A, for: 3}", "events[0]", "a delay-link event needs 'ms'"),
+    (
+        "{at: 1, cut-link: SIPS_A, how: explode}",
+        "events[0].how",
+        "expected one of close, reset, stall, got 'explode'",
+    ),
+    (
+        "{at: 1, host-down: host-a, for: 3}",
+        "events[0].for",
+        "'for' goes with a cut-lca-link or cut-link or delay-link event only",
+    ),
+    (
+        "{at: 1, stop: SIPS_A, for: 3}",
+        "events[0].for",
+        "'for' goes with a cut-lca-link or cut-link or delay-link event only",
+    ),
+    (
+        "{at: 1, delay-link: SIPS_A, ms: 5, how: reset}",
+        "events[0].how",
+        "'how' goes with a cut-link event only",
+    ),
+    (
+        "{at: 1, cut-link: SIPS_A, how: stall, ms: 5}",
+        "events[0].ms",
+        "'ms' goes with a delay-link event only",
+    ),
+    (
+        "{at: 1, host-up: host-a, graceful: true}",
+        "events[0].graceful",
+        "'graceful' goes with a stop event only",
+    ),
+    (
+        "{at: 1, cut-link: SIPS_A, how: close, for: 0}",
+        "events[0].for",
+        "expected a number greater than 0, got 0",
+    ),
+    (
+        "{at: 1, delay-link: SIPS_A, ms: -1}",
+        "events[0].ms",
+        "expected a number of at least 0, got -1",
+    ),
+    (
+        "{at: 1, delay-link: SIPS_A, ms: fast}",
+        "events[0].ms",
+        "expected a number of at least 0, got a string ('fast')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "key_path", "problem"), FAULT_EVENT_ERRORS)
+def test_fault_event_errors(tmp_path: Path, event: str, key_path: str, problem: str) -> None:
+    """A fault event with an unknown or wrong-kind subject, a missing or misplaced
+    modifier, or a bad ``how``/``for``/``ms`` names the file, the line and the key."""
+    err, path = scenario_error(tmp_path, ON_HOSTS + f"events:\n  - {event}\n")
+    assert (err.file, err.line, err.key_path, err.problem) == (path, 10, key_path, problem)
+    assert str(err) == f"{path}:10: {key_path}: {problem}"
+
+
+def test_a_host_event_without_hosts_says_how_to_get_one(tmp_path: Path) -> None:
+    """With no host at all, a host event says where hosts come from."""
+    err, _ = scenario_error(tmp_path, TWO_APPS + "events:\n  - {at: 1, host-down: h}\n")
+    assert err.problem == (
+        "unknown host 'h'; no host is defined (give applications a 'host', or list them "
+        "under 'hosts')"
+    )
 
 
 # -- serve --config -----------------------------------------------------------------

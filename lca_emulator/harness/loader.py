@@ -153,15 +153,13 @@ _SCS_KEYS: Final = (
 
 def _scs_options(root: MappingNode) -> ScsOptions:
     fields = root.get_mapping("scs", _SCS_KEYS)
-    haflip = fields.get_int("haflip-detect-timeout", 10, minimum=HAFLIP_OFF)
-    if haflip != HAFLIP_OFF and haflip < MIN_HAFLIP_DETECT_TIMEOUT:
+    haflip = fields.get_int("haflip-detect-timeout", 10)
+    if haflip != HAFLIP_OFF and not (
+        MIN_HAFLIP_DETECT_TIMEOUT <= haflip <= MAX_HAFLIP_DETECT_TIMEOUT
+    ):
         raise fields.require("haflip-detect-timeout").error(
             f"expected -1 (off) or {MIN_HAFLIP_DETECT_TIMEOUT} to {MAX_HAFLIP_DETECT_TIMEOUT} "
             f"seconds (the vendor's valid values), got {haflip}"
-        )
-    if haflip > MAX_HAFLIP_DETECT_TIMEOUT:
-        raise fields.require("haflip-detect-timeout").error(
-            f"expected at most {MAX_HAFLIP_DETECT_TIMEOUT}, got {haflip}"
         )
     return ScsOptions(
         promote_unavailable_backup=fields.get_bool("promote-unavailable-backup", False),
@@ -334,9 +332,16 @@ def _ha_pairs(root: MappingNode, names: list[str]) -> tuple[HaPair, ...]:
     return tuple(pairs)
 
 
-def _known_application(fields: MappingNode, key: str, names: list[str]) -> str:
+def _known_application(
+    fields: MappingNode, key: str, names: list[str], hosts: Sequence[str] = ()
+) -> str:
     name = fields.get_str(key)
     if name not in names:
+        if name in hosts:
+            raise fields.require(key).error(
+                f"{name!r} is a host; '{key}' takes an application "
+                f"({', '.join(names) or 'none is defined'})"
+            )
         hint = suggestion(name, names, what="applications")
         raise fields.require(key).error(f"unknown application {name!r}; {hint}")
     return name
@@ -370,8 +375,15 @@ def _vip_scripts(fields: MappingNode) -> VipScripts:
     return VipScripts(**programs)
 
 
-def _known_host(fields: MappingNode, key: str, hosts: Sequence[str]) -> str:
+def _known_host(
+    fields: MappingNode, key: str, hosts: Sequence[str], names: Sequence[str] = ()
+) -> str:
     name = fields.get_str(key)
+    if name not in hosts and name in names:
+        raise fields.require(key).error(
+            f"{name!r} is an application; '{key}' takes a host "
+            f"({', '.join(hosts) or 'none is defined'})"
+        )
     if name not in hosts:
         if not hosts:
             raise fields.require(key).error(
@@ -464,7 +476,7 @@ def _event(node: Node, duration: float, names: list[str], hosts: Sequence[str]) 
         raise fields.error(f"a {action.value} event needs '{required}'")
     graceful = fields.get_bool("graceful", False)
     if action in HOST_ACTIONS:
-        name = _known_host(fields, action.value, hosts)
+        name = _known_host(fields, action.value, hosts, names)
         return ScenarioEvent(
             at,
             action,
@@ -473,7 +485,7 @@ def _event(node: Node, duration: float, names: list[str], hosts: Sequence[str]) 
             seconds=fields.get_number("for", None, positive=True),
         )
     if action is not EventAction.SET_OPTION:
-        name = _known_application(fields, action.value, names)
+        name = _known_application(fields, action.value, names, hosts)
         return ScenarioEvent(
             at,
             action,
