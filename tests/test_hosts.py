@@ -10,7 +10,7 @@ checks the opposite case, so a rule that does nothing cannot pass both.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -43,6 +43,7 @@ from lca_emulator.journal import (
 )
 from lca_emulator.lca.agent import ApplicationSession
 from lca_emulator.lca.control import ApplicationLauncher, ControlError, RunningApplication
+from lca_emulator.lca.processes import ProcessExit
 from lca_emulator.registry import ApplicationRecord, ApplicationRegistry, RecordChange
 from lca_emulator.scs.links import LcaLink, LinkState
 from lca_emulator.scs.server import DEMOTION_WAIT, HaPair, ScsOptions
@@ -614,6 +615,96 @@ def test_host_down_takes_every_application_on_it() -> None:
         assert switchover.time == 30
         assert "primary SIPS_A lost with its host" in switchover.detail
         assert bench.record(B).mode is PRIMARY
+
+
+@dataclass
+class DyingProcess:
+    """A process that takes its time to die of a kill (a real one is reaped later)."""
+
+    pid: int
+    exited: Deferred[ProcessExit] = field(default_factory=Deferred)
+
+    def die(self) -> None:
+        """The kill takes effect now."""
+        if not self.exited.called:
+            self.exited.callback(ProcessExit(None, 9))
+
+    def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
+        self.die()
+        return self.exited
+
+    def kill(self) -> Deferred[ProcessExit]:
+        return self.exited
+
+    def hang(self) -> None:
+        pass
+
+
+@dataclass
+class DyingLauncher:
+    """Starts :class:`DyingProcess` objects, every one kept."""
+
+    started: list[DyingProcess] = field(default_factory=list)
+
+    def launch(self, spec: ApplicationSpec, lca: str) -> DyingProcess:
+        process = DyingProcess(pid=4711 + len(self.started))
+        self.started.append(process)
+        return process
+
+
+def test_a_host_back_before_its_processes_died_starts_them_again() -> None:
+    """A host down and up again before the kill of its process took effect (a real process
+    takes a moment): autostart starts it anew, and the old process's end, heard later,
+    is not an exit of the new one (it used to block the autostart: 'already running')."""
+    launcher = DyingLauncher()
+    site = Site(
+        Clock(), applications=[stub(A, PRIMARY, autostart="true")], launcher=launcher, pairs=()
+    )
+    done(site.open())
+    try:
+        assert site.layer.start_all() == []
+        done(site.run_until(5))
+        site.host_down(HOST_A)
+        assert not site.layer.control.running(A)
+        site.host_up(HOST_A)
+        assert len(launcher.started) == 2
+        assert site.layer.control.running(A)
+        old = launcher.started[0]
+        old.die()
+        done(site.run_until(6))
+        assert site.layer.control.running(A)
+        events = [e.event for e in site.layer.journal.entries(A)]
+        assert events[-3:] == [
+            JournalEvent.HOST_UP,
+            JournalEvent.START_REQUESTED,
+            JournalEvent.STARTED,
+        ]
+        record = site.record(A)
+        assert record is not None
+        assert (record.status, record.pid) == (ApplicationStatus.START_PENDING, 4712)
+    finally:
+        launcher.started[-1].die()
+        done(site.close())
+
+
+def test_a_process_that_dies_of_its_kill_at_once_is_not_left_running() -> None:
+    """The sibling: without host-up, the host's process is not running from the moment it
+    went down, whenever its end is heard, and nothing starts it again."""
+    launcher = DyingLauncher()
+    site = Site(
+        Clock(), applications=[stub(A, PRIMARY, autostart="true")], launcher=launcher, pairs=()
+    )
+    done(site.open())
+    try:
+        site.layer.start_all()
+        site.host_down(HOST_A)
+        assert not site.layer.control.running(A)
+        launcher.started[0].die()
+        done(site.run_until(30))
+        assert len(launcher.started) == 1
+        assert [e.event for e in site.layer.journal.entries(A)][-1] is JournalEvent.HOST_DOWN
+    finally:
+        done(site.close())
 
 
 # -- no brain --------------------------------------------------------------------------------

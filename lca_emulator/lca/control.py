@@ -206,8 +206,9 @@ class ApplicationControl:
         return spec
 
     def _exited(self, exit: ProcessExit, name: str, app: RunningApplication) -> ProcessExit:
-        if self._running.get(name) is app:
-            del self._running[name]
+        if self._running.get(name) is not app:
+            return exit  # it vanished with its host: no LCA is left to see it end
+        del self._running[name]
         host = self._host(name)
         host.lca.process_exited(name, exit.describe())
         asked = name in self._stopping or name in self._restarting
@@ -363,12 +364,15 @@ class ApplicationControl:
         )
 
     def host_down(self, host: Host) -> None:
-        """``host`` went down: each application running there ends at once.  What its LCA
-        notes goes nowhere (the SCS's link to it is lost first)."""
+        """``host`` went down: each application running there is gone at once, though a
+        real process takes a moment to die of its kill: its end, heard later (perhaps
+        once the host is up again), is not an exit the new LCA sees, nor a reason to
+        restart it.  What the LCA notes goes nowhere (the SCS's link to it is lost first)."""
         for name in list(self._running):
             if self._host(name) is host:
                 self._restarting.pop(name, None)
                 self._kill(name)
+                self._running.pop(name, None)
 
     def autostart(self, host: Host) -> None:
         """The SCS (re)connected to ``host``'s LCA: start every application there whose
