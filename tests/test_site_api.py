@@ -1,5 +1,6 @@
 """The Python API of a site, as a pytest user drives it (the lca_site_factory fixture):
-start, kill, hang, switch over, set options and wait, on the virtual clock."""
+start, kill, hang, switch over, set options, inject host and link faults and wait, on
+the virtual clock."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 from reactortest import reactor_test
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
-from lca_emulator.harness.model import HaPair
+from lca_emulator.harness.model import HaPair, LinkCut
 from lca_emulator.journal import JournalEvent
 from lca_emulator.lca.control import ControlError
-from lca_emulator.scs.server import SwitchoverRefusedError
+from lca_emulator.scs.server import ScsOptions, SwitchoverRefusedError
 from sipserver_stub.fixture import StubFixture
 
 PRIMARY = StubFixture("SIPS_A", ExecutionMode.PRIMARY, host="host-a")
@@ -69,3 +70,54 @@ async def test_wait_for_says_what_it_saw(lca_site_factory: Any) -> None:
     site.start("SIPS_B")
     with pytest.raises(AssertionError, match="SIPS_B did not show PRIMARY within 5 s"):
         await site.wait_for("SIPS_B", mode=ExecutionMode.PRIMARY, within=5)
+
+
+@reactor_test
+async def test_faults_from_python(lca_site_factory: Any) -> None:
+    """The fault API a pytest user drives: host down and up, an LCA link cut for a time,
+    an application's own link cut, reset and delayed, each seen in the site's records."""
+    site = await lca_site_factory(
+        applications=[PRIMARY, BACKUP],
+        pairs=[PAIR],
+        hosts=["host-c"],
+        scs_options=ScsOptions(disconnect_switchover_timeout=5),
+    )
+    site.start("SIPS_A")
+    site.start("SIPS_B")
+    await site.wait_for("SIPS_B", ApplicationStatus.RUNNING, ExecutionMode.BACKUP, within=1)
+
+    site.cut_lca_link("host-b", 3)  # shorter than disconnect-switchover-timeout: no harm
+    assert await site.wait_for("SIPS_B", mode=ExecutionMode.BACKUP, within=1) == 0
+    await site.run_until(10)
+    events = [(e.time, e.event) for e in site.layer.journal.entries("SIPS_B")]
+    assert (0, JournalEvent.LCA_LINK_LOST) in events
+    assert (3, JournalEvent.LCA_LINK_RESTORED) in events
+    assert JournalEvent.SWITCHOVER not in [event for _, event in events]
+
+    site.delay_link("SIPS_A", 2000)  # the switchover's BACKUP takes 4 s to be acknowledged
+    site.switchover("SIPS_A")
+    assert await site.wait_for("SIPS_B", mode=ExecutionMode.PRIMARY, within=10) == 14
+    site.delay_link("SIPS_A", 0)
+
+    site.host_down("host-b")  # the SCS cannot tell a host down from a link lost: it waits
+    assert await site.wait_for("SIPS_A", mode=ExecutionMode.PRIMARY, within=6) == 19
+    record = site.record("SIPS_B")
+    assert record is not None
+    assert record.status is ApplicationStatus.UNKNOWN
+    with pytest.raises(ControlError, match="host host-b is down already"):
+        site.host_down("host-b")
+    await site.run_until(20)
+    site.host_up("host-b")
+    await site.run_until(21)
+    assert site.record("SIPS_B").status is ApplicationStatus.STOPPED  # its new LCA's view
+
+    site.cut_link("SIPS_A", LinkCut.RESET, seconds=2)
+    await site.run_until(22)
+    assert [e.event for e in site.layer.journal.entries("SIPS_A")][-1] is JournalEvent.DISCONNECTED
+    await site.wait_for("SIPS_A", ApplicationStatus.RUNNING, ExecutionMode.PRIMARY, within=5)
+    assert site.now() >= 23
+    site.cut_link("SIPS_A", "stall")
+    with pytest.raises(ValueError, match="'explode' is not a valid LinkCut"):
+        site.cut_link("SIPS_A", "explode")
+    with pytest.raises(ControlError, match="no host named 'host-z'"):
+        site.cut_lca_link("host-z")
