@@ -385,6 +385,35 @@ async def test_a_stall_without_for_holds_until_a_later_cut(reactor: Any, wire: W
         await b.saw("lca1 got again")
 
 
+@WIRES
+@reactor_test
+async def test_a_stall_holds_data_but_not_a_close(reactor: Any, wire: Wire) -> None:
+    """An end that closes during a stall (or just before one, with data still delayed)
+    closes at once, and what the stall held is lost: a process that exits must not wait
+    for a stall to end, however long (a stub stopped during a stall hung the site)."""
+    async with bench(reactor, wire) as b:
+        app, lca = await b.pair()
+        b.link.cut(LinkCut.STALL, None)
+        write(app, b"held")
+        assert app.transport is not None
+        app.transport.loseConnection()
+        await b.settle()
+        await b.saw("app0 lost ConnectionDone", "lca0 lost ConnectionDone")
+        assert lca.received == b""
+        b.link.cut(LinkCut.STALL, 1)
+        await b.advance(1)
+        app, lca = await b.pair()
+        b.link.slow(1000, None)
+        write(app, b"late")
+        assert app.transport is not None
+        app.transport.loseConnection()  # waits behind "late" ...
+        await b.advance(0.5)
+        b.link.cut(LinkCut.STALL, None)  # ... until the stall: then it goes at once
+        await b.settle()
+        await b.saw("app1 lost ConnectionDone", "lca1 lost ConnectionDone")
+        assert lca.received == b""
+
+
 # == close and reset ===========================================================================
 
 

@@ -64,12 +64,14 @@ class _Direction:
             self.schedule()
 
     def close_after(self, close: Callable[[], None], held: bool) -> None:
-        """``close`` once what is on its way has gone: at once if nothing is (and the
-        link is not stalled: a stall holds the close too), or if it was all dropped."""
+        """``close`` once what is on its way has gone, keeping its place behind latency;
+        at once if nothing is on its way, or if the link is stalled (see :meth:`stall`)."""
         if self.closing is not None:
             return  # a close is on its way already
         self.closing = close
-        if self.closed or (not self.queue and not held):
+        if held:
+            self.stall()
+        elif self.closed or not self.queue:
             self._closed()  # nothing (more) to wait for
 
     def schedule(self) -> None:
@@ -96,6 +98,16 @@ class _Direction:
             self.timer.cancel()
         self.timer = None
 
+    def stall(self) -> None:
+        """Hold what is on its way.  A stall holds data, not a close: a connection closed
+        during a stall (or before one, with data still on its way) closes at once, and
+        what the stall held is lost with it.  (Its end may be a process exiting, which
+        no stall, however long, should wait for.)"""
+        self.hold()
+        if self.closing is not None:
+            self.queue.clear()
+            self._closed()
+
     def drop(self) -> None:
         """Lose what is on its way, and the close that was to follow it."""
         self.hold()
@@ -107,9 +119,10 @@ class _Direction:
 class FaultyProtocol(ProtocolWrapper):
     """One connection on an application's path: what passes either way obeys its link.
 
-    A clean close keeps its place behind what is still on its way, in either direction
-    (a FIN follows the data sent before it); a reset overtakes everything, and what was
-    on its way is lost.
+    A clean close keeps its place behind what latency still has on its way, in either
+    direction (a FIN follows the data sent before it); a reset overtakes everything, and
+    what was on its way is lost; so does a close during a stall (see
+    :meth:`_Direction.stall`).
     """
 
     factory: _FaultyFactory
@@ -177,7 +190,7 @@ class FaultyProtocol(ProtocolWrapper):
 
     def stall(self) -> None:
         for direction in (self._in, self._out):
-            direction.hold()
+            direction.stall()
 
     def cut(self, how: LinkCut) -> None:
         """The link fails under this connection: what was on its way is lost, and both
