@@ -224,9 +224,11 @@ class ManagementLayer:
         """The SCS loses its link to the LCA of host ``name`` (for ``seconds``; ``None``:
         until restored).  The LCA and its applications run on.
 
-        :raises ControlError: no such host, or the link is lost already.
+        :raises ControlError: no such host, it is down, or the link is lost already.
         """
         host = self._host(name)
+        if host.lca.down:
+            raise ControlError(ErrorCode.HOST_UNREACHABLE, f"host {name} is down")
         if not host.link.up:
             raise ControlError(
                 ErrorCode.HOST_UNREACHABLE, f"the link to the LCA of host {name} is lost already"

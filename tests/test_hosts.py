@@ -470,6 +470,11 @@ def pair_on_two_hosts(**sml: str) -> tuple[StubFixture, StubFixture]:
             (("cut_lca_link", HOST_A), ("cut_lca_link", HOST_A)),
             "the link to the LCA of host host-a is lost already",
         ),
+        ((("host_down", HOST_A), ("cut_lca_link", HOST_A)), "host host-a is down"),
+        (
+            (("cut_lca_link", HOST_A), ("host_down", HOST_A), ("cut_lca_link", HOST_A)),
+            "host host-a is down",
+        ),
     ],
 )
 def test_host_faults_refused_as_host_unreachable(

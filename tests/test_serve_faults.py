@@ -321,6 +321,11 @@ def test_request_event_plays_every_event_type(story: Story, tmp_path: Path) -> N
     assert probe.closed()
     probe.close()
     assert story.last(B, "host-down")["detail"] == "host host-b went down"
+    refused = story.asker.request({"message": "RequestStartApplication", "application": B})
+    assert (refused["code"], refused["text"]) == (
+        "host-unreachable",
+        "cannot start SIPS_B: host host-b is down",
+    )
 
     # -- host-up host-b: a new LCA; B's [sml] autostart (set above) starts it ----------------
     story.ok({"host-up": "host-b"})
