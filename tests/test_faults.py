@@ -492,6 +492,23 @@ async def test_a_later_cut_replaces_the_earlier_ones_end(reactor: Any, wire: Wir
 
 @WIRES
 @reactor_test
+async def test_a_later_delay_replaces_the_earlier_ones_end(reactor: Any, wire: Wire) -> None:
+    """500 ms for 2 s, then 100 ms for 10 s from t=1: the first one's end (t=2) does not
+    end the second; it ends at t=11."""
+    async with bench(reactor, wire) as b:
+        b.link.slow(500, 2)
+        await b.advance(1)
+        b.link.slow(100, 10)
+        await b.advance(1)
+        assert b.link.delay == 0.1
+        await b.advance(8.999)
+        assert b.link.delay == 0.1
+        await b.advance(0.001)
+        assert b.link.delay == 0
+
+
+@WIRES
+@reactor_test
 async def test_latency_neither_ends_nor_prolongs_a_stall(reactor: Any, wire: Wire) -> None:
     """A delay-link during a stall does not cancel the stall's end, nor the stall the
     latency's end (they shared one timer generation: the stall then lasted for ever)."""
