@@ -587,6 +587,26 @@ async def test_relay_passes_bytes_both_ways(reactor: Any) -> None:
 
 
 @reactor_test
+async def test_relay_delays_both_ways(reactor: Any) -> None:
+    """delay-link through the relay: 300 ms on the link's clock each way, on real sockets."""
+    async with relay_bench(reactor) as b:
+        app, lca = await b.pair()
+        b.link.slow(300, None)
+        write(app, b"1")
+        await b.until(lambda: bool(b.clock.getDelayedCalls()), "1 held by the relay")
+        await b.advance(0.299)
+        assert lca.received == b""
+        await b.advance(0.001)
+        await b.until(lambda: lca.received == b"1", "1 at the LCA")
+        write(lca, b"x")
+        await b.until(lambda: bool(b.clock.getDelayedCalls()), "x held by the relay")
+        await b.advance(0.299)
+        assert app.received == b""
+        await b.advance(0.001)
+        await b.until(lambda: app.received == b"x", "x at the application")
+
+
+@reactor_test
 async def test_relay_cut_close_closes_both_sockets(reactor: Any) -> None:
     """cut-link close through the relay: the application's socket and the LCA's both see
     a clean close."""
