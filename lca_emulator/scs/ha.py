@@ -51,6 +51,8 @@ class MemberView:
     status: ApplicationStatus = ApplicationStatus.UNKNOWN
     hung: bool = False
     """Registered and connected, but silent for longer than its heartbeat period."""
+    reachable: bool = True
+    """The SCS has its link to the member's LCA (``up`` is False when it has not)."""
 
 
 class InputKind(enum.StrEnum):
@@ -162,6 +164,8 @@ class HaPairMachine:
 
     def _why_not_ready(self, members: Members, name: str) -> str:
         view = self._view(members, name)
+        if not view.reachable:
+            return f"backup {name} is unreachable (SCS lost the link to its LCA)"
         if view.hung:
             return f"backup {name} is not answering (hung)"
         if not view.up:

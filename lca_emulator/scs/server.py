@@ -315,12 +315,14 @@ class SolutionControlServer:
             record = self.registry.get(name)
             if record is None:
                 continue
+            reachable = self.hosts.of(name).link.up
             views[name] = MemberView(
                 name=name,
-                up=record.up and self.hosts.of(name).link.up,  # reachable through its LCA
+                up=record.up and reachable,
                 starting=record.status is ApplicationStatus.START_PENDING and not record.registered,
                 hung=record.hung,
                 status=record.status,
+                reachable=reachable,
             )
         return views
 
