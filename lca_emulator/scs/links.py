@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
 log = Logger()
 
-MIN_DISCONNECT_SWITCHOVER_TIMEOUT: Final = 0.0
-"""``disconnect-switchover-timeout``: 0 (the default) switches over at once."""
-
-
 class LinkState(enum.StrEnum):
     """Where a link to an LCA stands."""
 
