@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import re
 import stat
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -571,7 +572,7 @@ def parse_yaml(text: str, file: str = "<string>") -> Node:
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        line = text.count("\n", 0, exc.start) + 1
+        line = _line_at(text, exc.start)
         raise ConfigError(file, line, "", "invalid YAML: a lone surrogate is not text") from None
     return Node(_compose(data, text, file, _LOADER), file)
 
@@ -606,11 +607,23 @@ _FILE_KINDS: Final = (
 )
 
 
+_LINE_BREAKS: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_LINE_BREAK_BYTES: Final = re.compile(b"\r\n|[\r\n]|\xc2\x85|\xe2\x80[\xa8\xa9]")
+
+
+def _line_at(text: str | bytes, position: int) -> int:
+    """The 1-based line of ``position`` in ``text``, counting line breaks as YAML does
+    (CR LF, CR, LF, and NEL, LS, PS), so that it agrees with the parser's own marks."""
+    if isinstance(text, str):
+        return len(_LINE_BREAKS.findall(text, 0, position)) + 1
+    return len(_LINE_BREAK_BYTES.findall(text, 0, position)) + 1
+
+
 def _utf8(data: bytes, file: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = _line_at(data, exc.start)
         raise ConfigError(file, line, "", f"not UTF-8 text ({exc.reason})") from None
 
 
@@ -663,10 +676,7 @@ def _compose(
         raise ConfigError(file, line, "", "invalid YAML: nested too deeply") from None
     except yaml.reader.ReaderError as exc:
         # the position counts bytes (libyaml) or characters (PyYAML)
-        if loader is yaml.SafeLoader:
-            line = text.count("\n", 0, exc.position) + 1
-        else:
-            line = data.count(b"\n", 0, exc.position) + 1
+        line = _line_at(text if loader is yaml.SafeLoader else data, exc.position)
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         problem = f"invalid YAML: character #x{code:04x} is not allowed in YAML text"
         raise ConfigError(file, line, "", problem) from None

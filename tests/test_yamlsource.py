@@ -243,6 +243,9 @@ def _lol(levels: int, width: int = 10) -> str:
         pytest.param("a: 1\nb: x\x00y\n", 2, "", "character #x0000 is not allowed", id="nul"),
         pytest.param("a: é\nb: é\x07\n", 2, "", "character #x0007 is not allowed", id="bel"),
         pytest.param("a: 1\nb: \ud800\n", 2, "", "lone surrogate", id="surrogate"),
+        pytest.param("a: 1\rb: 2\rc: x\x00\r", 3, "", "#x0000", id="nul-after-cr-lines"),
+        pytest.param("a: 1\r\nb: 2\r\nc: x\x07\r\n", 3, "", "#x0007", id="bel-after-crlf"),
+        pytest.param("a: 1\u2028b: 2\x85c: x\x00\n", 3, "", "#x0000", id="nul-after-ls-nel"),
         pytest.param("a: 1\nb: " + "[" * 1200 + "\n", 2, "", "nested too deeply", id="deep"),
         pytest.param("a: 1\nb: *x\n", 2, "", "undefined alias", id="undefined-alias"),
         pytest.param("a: 1\nb: &b [1, *b]\n", 2, "b[1]", "inside the node it names", id="cycle"),
@@ -281,10 +284,11 @@ def test_alias_budget_is_exact() -> None:
     assert (excinfo.value.line, excinfo.value.key_path) == (3, "c")
 
 
-def test_non_utf8_byte_is_reported_at_its_line(tmp_path: Path) -> None:
-    """A byte that is not UTF-8 is reported at its line."""
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_non_utf8_byte_is_reported_at_its_line(tmp_path: Path, newline: bytes) -> None:
+    """A byte that is not UTF-8 is reported at its line, whatever the file's line ends."""
     path = tmp_path / "latin1.yaml"
-    path.write_bytes(b"a: 1\nb: 2\napplication: caf\xe9\n")
+    path.write_bytes(newline.join([b"a: 1", b"b: 2", b"application: caf\xe9", b""]))
     with pytest.raises(ConfigError, match="not UTF-8 text") as excinfo:
         load_yaml(path)
     assert excinfo.value.line == 3
