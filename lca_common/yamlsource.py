@@ -638,6 +638,8 @@ def _read(file: str) -> bytes:
         fd = os.open(file, flags)
     except OSError as exc:
         raise ConfigError(file, None, "", f"cannot read the file: {exc.strerror or exc}") from exc
+    except ValueError:  # a NUL in the name (a path read from a YAML file can hold one)
+        raise ConfigError(file, None, "", "cannot read the file: its name holds a NUL") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

@@ -173,6 +173,17 @@ def test_json_document_is_structured_and_valid_under_its_schema(scenario: Path) 
             ["--golden", "taken/g", "--update-golden"],
             "cannot write --golden taken/g: taken is not a folder",
         ),
+        (["--json", "n" * 300], f"cannot write --json {'n' * 300}: File name too long"),
+        (["--timeline", "n" * 300], f"cannot write --timeline {'n' * 300}: File name too long"),
+    ],
+    ids=[
+        "json-in-file",
+        "json-folder",
+        "timeline-file",
+        "timeline-in-file",
+        "golden",
+        "json-long",
+        "timeline-long",
     ],
 )
 def test_output_paths_are_checked_before_running(

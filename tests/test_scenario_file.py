@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -254,11 +255,33 @@ def test_override_errors_name_the_scenario(tmp_path: Path) -> None:
     assert (err.file, err.line, err.key_path) == (path, 4, "applications[0].sip-port")
 
 
-def test_missing_fixture_file_is_reported_at_the_reference(tmp_path: Path) -> None:
-    """A fixture file that does not exist is an error at the ``fixture`` key."""
-    err, path = scenario_error(tmp_path, "duration: 10\napplications:\n  - fixture: none.yaml\n")
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("none.yaml", "cannot read the file: No such file or directory"),
+        (
+            "pipe.yaml",
+            "cannot read the file: it is a FIFO (named pipe); only regular files are read",
+        ),
+        ("big.yaml", "file is larger than 1048576 bytes (1 MiB), the limit"),
+        (".", "cannot read the file: it is a directory; only regular files are read"),
+        ("n" * 300 + ".yaml", "cannot read the file: File name too long"),
+        ('"a\\0b.yaml"', "cannot read the file: its name holds a NUL"),
+    ],
+    ids=["missing", "fifo", "too-large", "directory", "name-too-long", "nul"],
+)
+def test_unreadable_fixture_file_is_reported_at_the_reference(
+    tmp_path: Path, reference: str, problem: str
+) -> None:
+    """A fixture file that cannot be read is an error at the ``fixture`` key, saying why
+    (its own faults are reported at their own lines)."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "big.yaml").write_bytes(b"#" * (1 << 20) + b"\n")
+    text = f"duration: 10\napplications:\n  - fixture: {reference}\n"
+    err, path = scenario_error(tmp_path, text)
     assert (err.file, err.line, err.key_path) == (path, 3, "applications[0].fixture")
-    assert err.problem == f"fixture file not found: {tmp_path / 'none.yaml'}"
+    assert err.problem.startswith("fixture file ")
+    assert err.problem.endswith(": " + problem)
 
 
 def test_application_missing_from_file_and_entry(tmp_path: Path) -> None:
@@ -1050,3 +1073,28 @@ def test_discover_missing_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
         discover_scenarios([str(missing)])
     assert str(excinfo.value) == f"{missing}: no such file or directory"
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("n" * 300 + ".yaml", "File name too long"), ("plain.yaml/inner.yaml", "Not a directory")],
+    ids=["name-too-long", "through-a-file"],
+)
+def test_discover_unreachable_path_is_a_config_error(
+    tmp_path: Path, name: str, problem: str
+) -> None:
+    """A path that cannot be looked at is a ConfigError saying why, not an OSError."""
+    (tmp_path / "plain.yaml").write_text("duration: 5\n")
+    with pytest.raises(ConfigError) as excinfo:
+        discover_scenarios([str(tmp_path / name)])
+    assert str(excinfo.value) == f"{tmp_path / name}: cannot read it: {problem}"
+
+
+def test_discover_keeps_special_files_in_a_folder(tmp_path: Path) -> None:
+    """A FIFO or a device named like a scenario in a folder is kept, so that loading it
+    says why it is refused, rather than being skipped in silence."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    assert discover_scenarios([str(tmp_path)]) == [tmp_path / "pipe.yaml", tmp_path / "zero.yaml"]
+    with pytest.raises(ConfigError, match="it is a FIFO"):
+        load_scenario(tmp_path / "pipe.yaml")

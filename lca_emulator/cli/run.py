@@ -179,10 +179,10 @@ def check_outputs(args: argparse.Namespace) -> str | None:
 def check_folder_writable(folder: Path) -> str | None:
     """Why files cannot be written in ``folder``, or ``None`` if they can (it is made if
     needed); tried for real, as :func:`check_writable` does for a file."""
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return f"{existing} is not a folder"
-    try:
+    try:  # Path.exists and is_dir raise for some errors (a name too long)
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            return f"{existing} is not a folder"
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -19,23 +20,28 @@ def discover_scenarios(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
     In a folder only ``*.yaml``/``*.yml`` files with a top-level ``duration`` or
     ``expect`` key count (fixture files live beside scenarios); hidden ones are skipped.
+    A path that does not exist or cannot be looked at is a :class:`ConfigError`.
     """
     found: dict[Path, None] = {}
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise ConfigError(str(path), None, "", "no such file or directory") from None
+        except OSError as e:  # a name too long, a symlink loop, a file on the way
+            raise ConfigError(str(path), None, "", f"cannot read it: {e.strerror or e}") from None
+        if stat.S_ISDIR(mode):
             candidates = sorted(
                 candidate
                 for candidate in path.rglob("*")
                 if candidate.suffix in (".yaml", ".yml")
-                and candidate.is_file()
+                and not candidate.is_dir()  # a FIFO or a device is kept, to be refused
                 and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
             )
             found.update((candidate, None) for candidate in candidates if _is_scenario(candidate))
-        elif path.exists():
-            found[path] = None
         else:
-            raise ConfigError(str(path), None, "", "no such file or directory")
+            found[path] = None  # read as a scenario: load_yaml refuses a FIFO or a device
     return list(found)
 
 

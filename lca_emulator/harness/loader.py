@@ -283,9 +283,12 @@ def _application(entry: Node, *, strict: bool = False) -> StubFixture:
     source: str | None = None
     if reference is not None:
         target = Path(fields.file).parent / reference.as_str()
-        if not target.is_file():
-            raise reference.error(f"fixture file not found: {target}")
-        base = load_yaml(target).mapping(FIXTURE_KEYS)
+        try:
+            base = load_yaml(target).mapping(FIXTURE_KEYS)
+        except ConfigError as e:
+            if e.line is not None:
+                raise  # a fault inside the fixture file, at its own line
+            raise reference.error(f"fixture file {target}: {e.problem}") from None
         fields, source = fields.without("fixture").layered_over(base), str(target)
     fixture = fixture_from_fields(fields, source=source)
     if strict:

@@ -39,12 +39,12 @@ def check_writable(path: Path) -> str | None:
     Tried for real (opened for appending, then removed if it did not exist), because
     permission bits say nothing to root and nothing about a read-only file system.
     """
-    if path.is_dir():
-        return f"{path} is a folder"
-    existing = next((p for p in path.parents if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return f"{existing} is not a folder"
-    try:
+    try:  # Path.is_dir and exists raise for some errors (a name too long)
+        if path.is_dir():
+            return f"{path} is a folder"
+        existing = next((p for p in path.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            return f"{existing} is not a folder"
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
         with path.open("a", encoding="utf-8"):
