@@ -192,17 +192,22 @@ class Node:
             raise self._expected("a single value")
         return self._construct()
 
-    def as_str(self, *, allow_empty: bool = False) -> str:
-        """A YAML string (quoted or not); empty strings only with ``allow_empty``."""
+    def as_str(self, *, allow_empty: bool = False, max_bytes: int | None = None) -> str:
+        """A YAML string (quoted or not); empty strings only with ``allow_empty``; at
+        most ``max_bytes`` bytes of UTF-8 when given."""
         value = self._construct() if self.is_scalar else None
         if not isinstance(value, str):
             raise self._expected("a string")
         if not value and not allow_empty:
             raise self.error("expected a non-empty string")
         try:
-            value.encode("utf-8")
+            size = len(value.encode("utf-8"))
         except UnicodeEncodeError:
             raise self.error("expected valid Unicode text (a lone surrogate escape?)") from None
+        if max_bytes is not None and size > max_bytes:
+            raise self.error(
+                f"expected at most {max_bytes} bytes of UTF-8, got {size}: {_shorten(value)!r}"
+            )
         return value
 
     def as_bool(self) -> bool:
@@ -425,13 +430,16 @@ class MappingNode(Node):
         return node.as_list()
 
     @overload
-    def get_str(self, key: str) -> str: ...
+    def get_str(self, key: str, *, max_bytes: int | None = None) -> str: ...
     @overload
-    def get_str(self, key: str, default: _D) -> str | _D: ...
-    def get_str(self, key: str, default: object = _REQUIRED) -> object:
-        """A non-empty string; required unless a ``default`` is given."""
+    def get_str(self, key: str, default: _D, *, max_bytes: int | None = None) -> str | _D: ...
+    def get_str(
+        self, key: str, default: object = _REQUIRED, *, max_bytes: int | None = None
+    ) -> object:
+        """A non-empty string (of at most ``max_bytes`` bytes of UTF-8 when given);
+        required unless a ``default`` is given."""
         node = self._lookup(key, default)
-        return default if node is None else node.as_str()
+        return default if node is None else node.as_str(max_bytes=max_bytes)
 
     @overload
     def get_bool(self, key: str) -> bool: ...

@@ -11,7 +11,12 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamSer
 
 from lca_common.configuration import parse_boolean
 from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS, ConnectionLimits
-from lca_common.protocol.limits import MAX_HOST_BYTES, MAX_NAME_BYTES, length_problem
+from lca_common.protocol.limits import (
+    MAX_HOST_BYTES,
+    MAX_NAME_BYTES,
+    MAX_SERVICE_BYTES,
+    length_problem,
+)
 from lca_common.protocol.messages import ErrorCode
 from lca_emulator.applications import ApplicationSpec
 from lca_emulator.hosts import Host, Hosts, ScriptRunner, VipScripts
@@ -59,10 +64,6 @@ class ListeningAddresses:
         assert isinstance(address, IPv4Address)
         host = "127.0.0.1" if address.host in ("0.0.0.0", "") else address.host
         return f"tcp:{host}:{address.port}"
-
-
-MAX_SERVICE_BYTES = 2 * MAX_NAME_BYTES + 1
-"""The longest HA pair (service) name: its default is two names and a slash."""
 
 
 def configuration_problems(

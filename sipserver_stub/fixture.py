@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Final
 
 from lca_common.configuration import freeze_options
+from lca_common.protocol.limits import MAX_HOST_BYTES, MAX_NAME_BYTES
 from lca_common.protocol.messages import ExecutionMode
 from lca_common.yamlsource import MappingNode, Node, load_yaml
 from sipserver_stub.options import (
@@ -221,9 +222,10 @@ def fixture_from_fields(fields: MappingNode, *, source: str | None = None) -> St
     Used for merged mappings (a fixture file with overrides from a scenario).
     """
     return StubFixture(
-        application=fields.get_str("application"),
+        # the LCA registers no longer name or host (docs/protocol.md, section 7)
+        application=fields.get_str("application", max_bytes=MAX_NAME_BYTES),
         mode=fields.get_enum("mode", ExecutionMode, ExecutionMode.BACKUP, choices=STARTING_MODES),
-        host=fields.get_str("host", None),
+        host=fields.get_str("host", None, max_bytes=MAX_HOST_BYTES),
         peer_host=fields.get_str("peer-host", None),
         sip_port=fields.get_int("sip-port", 0, minimum=0, maximum=65535),
         options=_options(fields.get_mapping("options")),

@@ -323,6 +323,18 @@ def test_invalid_option_values_are_the_server_s_concern(tmp_path: Path) -> None:
             "expected a single value, got a list",
         ),
         ("- application: A\n", 1, "", "expected a mapping, got a list"),
+        (
+            "mode: primary\napplication: " + "S" * 256 + "\n",
+            2,
+            "application",
+            f"expected at most 255 bytes of UTF-8, got 256: {'S' * 37 + '...'!r}",
+        ),
+        (
+            "application: A\nhost: " + "é" * 128 + "\n",
+            2,
+            "host",
+            f"expected at most 255 bytes of UTF-8, got 256: {'é' * 37 + '...'!r}",
+        ),
     ],
 )
 def test_fixture_errors_name_file_line_and_key_path(

@@ -1098,3 +1098,32 @@ def test_discover_keeps_special_files_in_a_folder(tmp_path: Path) -> None:
     assert discover_scenarios([str(tmp_path)]) == [tmp_path / "pipe.yaml", tmp_path / "zero.yaml"]
     with pytest.raises(ConfigError, match="it is a FIFO"):
         load_scenario(tmp_path / "pipe.yaml")
+
+
+@pytest.mark.parametrize(
+    ("entries", "line", "key_path"),
+    [
+        (f"  - {{application: {'A' * 256}, mode: primary}}\n", 3, "applications[0].application"),
+        (f"  - {{application: A, external: true, host: {'h' * 256}}}\n", 3, "applications[0].host"),
+        (
+            "  - {application: A, mode: primary}\n  - {application: B}\n"
+            f"ha-pairs:\n  - {{primary: A, backup: B, name: {'P' * 512}}}\n",
+            6,
+            "ha-pairs[0].name",
+        ),
+    ],
+    ids=["name", "outside-host", "pair-name"],
+)
+def test_names_over_the_protocol_limits_are_errors_at_their_line(
+    tmp_path: Path, entries: str, line: int, key_path: str
+) -> None:
+    """A name or host the LCA would refuse to register (over 255 bytes), or a pair name
+    over 511, is a file error at its line, for a scenario and a serve --config file alike
+    (a scenario used to run with it, its stub never registered)."""
+    err, path = scenario_error(tmp_path, "duration: 10\napplications:\n" + entries)
+    assert (err.file, err.line, err.key_path) == (path, line, key_path)
+    assert err.problem.startswith("expected at most ")
+    site = write(tmp_path, "applications:\n" + entries, "site.yaml")
+    with pytest.raises(ConfigError) as excinfo:
+        load_management_config(site)
+    assert (excinfo.value.line, excinfo.value.key_path) == (line - 1, key_path)

@@ -773,12 +773,15 @@ def test_heartbeat_under_a_tenth_of_a_second_is_refused(tmp_path: Path, period: 
 
 
 def test_configured_name_over_the_limit_is_refused(tmp_path: Path) -> None:
-    """serve --config with a 256-byte application name exits 2 saying why."""
+    """serve --config with a 256-byte application name exits 2 saying why, at its line."""
     config = tmp_path / "site.yaml"
     config.write_text(f"applications:\n  - {{application: {'A' * 256}, mode: primary}}\n")
     result = _serve_usage_error(tmp_path, "--config", str(config))
     assert result.returncode == 2, result.stderr
-    assert "field 'application' must be at most 255 bytes" in result.stderr
+    assert result.stderr.startswith(
+        f"lca-emulator: {config}:2: applications[0].application: expected at most 255 bytes "
+        "of UTF-8, got 256: "
+    )
 
 
 def test_unwritable_journal_is_refused_at_start(tmp_path: Path) -> None:

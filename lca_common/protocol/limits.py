@@ -16,6 +16,9 @@ MAX_NAME_BYTES: Final = 255
 MAX_HOST_BYTES: Final = 255
 """The longest ``host``, in bytes of UTF-8 (a DNS name is at most 253)."""
 
+MAX_SERVICE_BYTES: Final = 2 * MAX_NAME_BYTES + 1
+"""The longest HA pair (service) name: its default is two names and a slash."""
+
 MAX_PID: Final = 2**31 - 1
 """The largest ``pid`` accepted: a signed 32-bit integer, as every OS and language has."""
 

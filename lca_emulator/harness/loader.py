@@ -17,7 +17,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from lca_common.protocol.limits import MIN_HEARTBEAT
+from lca_common.protocol.limits import (
+    MAX_HOST_BYTES,
+    MAX_NAME_BYTES,
+    MAX_SERVICE_BYTES,
+    MIN_HEARTBEAT,
+)
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
 from lca_common.yamlsource import (
     ConfigError,
@@ -268,8 +273,8 @@ def _outside_application(entry: Node) -> OutsideApplication | None:
         command = CommandProgram(argv, str(Path(fields.file).parent.absolute()))
     node = fields.require(key)
     return OutsideApplication(
-        fields.get_str("application"),
-        host=fields.get_str("host", None),
+        fields.get_str("application", max_bytes=MAX_NAME_BYTES),
+        host=fields.get_str("host", None, max_bytes=MAX_HOST_BYTES),
         command=command,
         file=fields.file,
         line=node.line,
@@ -320,7 +325,7 @@ def _ha_pairs(root: MappingNode, names: list[str]) -> tuple[HaPair, ...]:
             raise fields.require("backup").error(
                 f"the backup must differ from the primary ({primary!r})"
             )
-        pair = HaPair(primary, backup, fields.get_str("name", ""))
+        pair = HaPair(primary, backup, fields.get_str("name", "", max_bytes=MAX_SERVICE_BYTES))
         for role in ("primary", "backup"):
             member = primary if role == "primary" else backup
             if member in paired:
