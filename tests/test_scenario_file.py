@@ -13,6 +13,7 @@ from lca_common.yamlsource import ConfigError
 from lca_emulator.harness.discovery import discover_scenarios
 from lca_emulator.harness.loader import load_management_config, load_scenario
 from lca_emulator.harness.model import (
+    MAX_VIRTUAL_STEPS,
     EventAction,
     Expectation,
     ExpectationKind,
@@ -1127,3 +1128,34 @@ def test_names_over_the_protocol_limits_are_errors_at_their_line(
     with pytest.raises(ConfigError) as excinfo:
         load_management_config(site)
     assert (excinfo.value.line, excinfo.value.key_path) == (line - 1, key_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("duration: 1000000\nheartbeat: 3\n", True),
+        ("duration: 1000001\nheartbeat: 3\n", False),
+        ("duration: 1.0e+9\nheartbeat: 10\n", False),
+        ("duration: 1000001\n", True),
+        ("duration: 600000\nheartbeat: 3\n", False),  # two stubs: 2 beats a second
+        ("duration: 1000001\nheartbeat: 3600\n", False),  # SIPS_A's own [sml] period: 3 s
+    ],
+    ids=["at-the-limit", "over", "issue-b6", "no-heartbeat", "two-stubs", "sml-period"],
+)
+def test_a_run_of_endless_heartbeats_is_refused_at_the_duration(
+    tmp_path: Path, text: str, accepted: bool
+) -> None:
+    """A scenario whose heartbeats alone would take more than MAX_VIRTUAL_STEPS steps of
+    virtual time is a file error at its duration (each stub beats 3 times a period)."""
+    entries = "  - {application: SIPS_A, mode: primary}\n"
+    if "600000" in text:
+        entries += "  - {application: SIPS_B}\n"
+    if "3600" in text:
+        entries = "  - {application: SIPS_A, options: {sml: {heartbeat-period: 3}}}\n"
+    path = write(tmp_path, text + "applications:\n" + entries)
+    if accepted:
+        load_scenario(path)
+        return
+    with pytest.raises(ConfigError, match=f"more than {MAX_VIRTUAL_STEPS:,}") as excinfo:
+        load_scenario(path)
+    assert (excinfo.value.line, excinfo.value.key_path) == (1, "duration")

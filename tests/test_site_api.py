@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from reactortest import reactor_test
+from twisted.internet.task import deferLater
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.harness import site as site_module
 from lca_emulator.harness.model import HaPair, LinkCut
+from lca_emulator.harness.site import TooManyStepsError
 from lca_emulator.journal import JournalEvent
 from lca_emulator.lca.control import ControlError
 from lca_emulator.scs.server import ScsOptions, SwitchoverRefusedError
@@ -121,3 +124,27 @@ async def test_faults_from_python(lca_site_factory: Any) -> None:
         site.cut_link("SIPS_A", "explode")
     with pytest.raises(ControlError, match="no host named 'host-z'"):
         site.cut_lca_link("host-z")
+
+
+@reactor_test
+async def test_a_virtual_run_stops_past_the_step_limit(
+    lca_site_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_until raises TooManyStepsError past MAX_VIRTUAL_STEPS moments (heartbeats that
+    would go on for a virtual eternity), and turns the reactor every YIELD_EVERY steps,
+    so that Ctrl-C and SIGTERM are heard during a long run."""
+    monkeypatch.setattr(site_module, "MAX_VIRTUAL_STEPS", 300)
+    monkeypatch.setattr(site_module, "YIELD_EVERY", 10)
+    turns: list[float] = []
+
+    def counted(clock: Any, delay: float, *args: Any) -> Any:
+        turns.append(delay)
+        return deferLater(clock, delay, *args)
+
+    monkeypatch.setattr(site_module, "deferLater", counted)
+    site = await lca_site_factory(applications=[PRIMARY], heartbeat=3)
+    site.start("SIPS_A")
+    with pytest.raises(TooManyStepsError, match="more than 300 steps of virtual time"):
+        await site.run_until(10_000)
+    assert 200 < site.clock.seconds() < 400  # about one beat a second
+    assert turns == [0] * 30

@@ -37,6 +37,7 @@ from lca_emulator.applications import CommandProgram
 from lca_emulator.harness.model import (
     EXPECTABLE_EVENTS,
     HOST_ACTIONS,
+    MAX_VIRTUAL_STEPS,
     EventAction,
     Expectation,
     ExpectationKind,
@@ -99,6 +100,7 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
     name = root.get_str("name", Path(root.file).stem)
     heartbeat = root.get_number("heartbeat", None, minimum=MIN_HEARTBEAT)  # see protocol.md
     applications, outside, pairs = _applications_and_pairs(root, strict=strict)
+    _check_heartbeats(root, duration, heartbeat, applications)
     names = [fixture.application for fixture in applications]
     names += [app.application for app in outside]
     hosts = _hosts(root, [*applications, *outside], serve=False)
@@ -118,6 +120,31 @@ def load_scenario(path: str | os.PathLike[str], *, strict: bool = False) -> Scen
         outside=outside,
         hosts=hosts,
     )
+
+
+def _check_heartbeats(
+    root: MappingNode,
+    duration: float,
+    heartbeat: float | None,
+    applications: Sequence[StubFixture],
+) -> None:
+    """Refuse a run whose heartbeats alone would take more than MAX_VIRTUAL_STEPS steps of
+    virtual time (``duration: 1e9`` with ``heartbeat: 10`` is 3x10^8): each stub beats
+    three times per period, its ``[sml] heartbeat-period`` or else the scenario's."""
+    beats_per_second = 0.0
+    for fixture in applications:
+        sml, _ = parse_sml_options(fixture.options.get(SML_SECTION, {}))
+        period = sml.heartbeat_period or heartbeat
+        if period:
+            beats_per_second += 3 / period
+    beats = duration * beats_per_second
+    if beats > MAX_VIRTUAL_STEPS:
+        raise root.require("duration").error(
+            f"{format_number(duration)} s of heartbeats is about {beats:.2g} steps of virtual "
+            f"time (each stub beats 3 times per heartbeat period), more than "
+            f"{MAX_VIRTUAL_STEPS:,}, the most a run takes; shorten the duration or lengthen "
+            "the heartbeat"
+        )
 
 
 SERVE_CONFIG_KEYS: Final = ("name", "hosts", "applications", "ha-pairs", "scs")

@@ -297,6 +297,12 @@ class ManagementConfig:
     hosts: tuple[HostConfig, ...] = ()
 
 
+MAX_VIRTUAL_STEPS: Final = 1_000_000
+"""The most moments a run in virtual time steps through (each a time when something is
+due, a heartbeat most often): a few seconds to a minute of work.  A scenario that would
+take more is refused when it is loaded, and a run that gets there stops."""
+
+
 EXPECTABLE_EVENTS: Final = (
     JournalEvent.REGISTERED,
     JournalEvent.DISCONNECTED,

@@ -17,7 +17,7 @@ from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.loader import event_from_mapping
 from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
 from lca_emulator.harness.network import Transport
-from lca_emulator.harness.site import RunMode, Site
+from lca_emulator.harness.site import RunMode, Site, TooManyStepsError
 from lca_emulator.harness.verdict import Timeline, Verdict, judge_all
 from lca_emulator.journal import JournalEntry
 from lca_emulator.layer import ManagementLayer
@@ -134,7 +134,10 @@ async def run_scenario(
             site.clock.callLater(
                 event.at, play_event, site.layer, event, errors.append, site.faults
             )
-        await site.run_until(scenario.duration)
+        try:
+            await site.run_until(scenario.duration)
+        except TooManyStepsError as e:
+            errors.append(str(e))
         final: dict[str, ApplicationRecord] = {r.name: r for r in site.layer.registry.records()}
         journal = tuple(site.layer.journal)
     finally:

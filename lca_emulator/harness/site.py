@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import Clock, deferLater
 
 from lca_common.clock import ScaledClock
 from lca_common.protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
+from lca_common.yamlsource import format_number
 from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.launchers import (
     InProcessLauncher,
@@ -33,7 +34,7 @@ from lca_emulator.harness.launchers import (
     application_spec,
     outside_spec,
 )
-from lca_emulator.harness.model import HostConfig, LinkCut, OutsideApplication
+from lca_emulator.harness.model import MAX_VIRTUAL_STEPS, HostConfig, LinkCut, OutsideApplication
 from lca_emulator.harness.network import (
     LoopbackNetwork,
     MemoryNetwork,
@@ -64,6 +65,15 @@ class RunMode(enum.StrEnum):
 
 class SettleTimeoutError(Exception):
     """Loopback traffic did not settle: a bug, reported rather than hanging."""
+
+
+class TooManyStepsError(Exception):
+    """A run in virtual time went past :data:`MAX_VIRTUAL_STEPS` moments."""
+
+
+YIELD_EVERY = 1000
+"""Steps of virtual time between turns of the reactor, so that a long run still hears
+Ctrl-C and SIGTERM (an in-memory run otherwise never gives the reactor a turn)."""
 
 
 class Site:
@@ -199,13 +209,27 @@ class Site:
 
         Stops early, at the first settled moment where ``until()`` holds, and then
         returns True.
+
+        :raises TooManyStepsError: in virtual time, more than :data:`MAX_VIRTUAL_STEPS`
+            moments were due before ``when``.
         """
         clock = self.clock
         if isinstance(clock, Clock):
+            steps = 0
+            turns_a_reactor = IReactorCore.providedBy(self.reactor)  # not a bare Clock
             while True:
                 await self.settle()
                 if until():
                     return True
+                steps += 1
+                if steps > MAX_VIRTUAL_STEPS:
+                    raise TooManyStepsError(
+                        f"stopped at t={format_number(clock.seconds())}: more than "
+                        f"{MAX_VIRTUAL_STEPS:,} steps of virtual time (moments when something "
+                        "is due), the most a run takes"
+                    )
+                if turns_a_reactor and steps % YIELD_EVERY == 0:
+                    await deferLater(self.reactor, 0, lambda: None)
                 due = [c.getTime() for c in clock.getDelayedCalls()]
                 step_to = min([*due, when])
                 clock.advance(max(0.0, step_to - clock.seconds()))
