@@ -7,9 +7,11 @@ methods check keys and types and raise :class:`ConfigError`, which names the fil
 the line and the key path.
 
 Limits, each a :class:`ConfigError` with the file and, for YAML, the line: only
-regular files of at most :data:`MAX_FILE_SIZE` bytes (1 MiB) are read; YAML aliases
-may repeat at most :data:`MAX_ALIAS_NODES` nodes in all (a "billion laughs" file is
-refused before anything walks it).  Each file is parsed once per content.
+regular files of at most :data:`MAX_FILE_SIZE` bytes (1 MiB) are read; a document
+holds at most :data:`MAX_NODES` nodes, nested at most :data:`MAX_DEPTH` deep, counted
+as it is parsed, before anything is composed; YAML aliases may repeat at most
+:data:`MAX_ALIAS_NODES` nodes in all (a "billion laughs" file is refused before
+anything walks it).  Each file is parsed once per content.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from yaml.constructor import SafeConstructor
 
 __all__ = [
     "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
     "MAX_FILE_SIZE",
+    "MAX_NODES",
     "ConfigError",
     "MappingNode",
     "Node",
@@ -541,6 +545,17 @@ MAX_FILE_SIZE: Final = 1 << 20
 MAX_ALIAS_NODES: Final = 10_000
 """How many nodes YAML aliases may repeat in one document, in all."""
 
+MAX_NODES: Final = 10_000
+"""How many nodes (values, lists, mappings, aliases) one document may hold; ours hold a
+few hundred.  Composing and checking a node costs microseconds: a 1 MiB file of half a
+million would take seconds before any check could refuse it."""
+
+MAX_DEPTH: Final = 100
+"""How deep lists and mappings may nest; ours nest five deep.  (PyYAML's own composer
+recurses, and runs out of stack a few hundred levels down.)"""
+
+_NODE_EVENTS: Final = (yaml.ScalarEvent, yaml.CollectionStartEvent, yaml.AliasEvent)
+
 _LOADER: Final[type[yaml.SafeLoader] | type[yaml.CSafeLoader]] = getattr(
     yaml, "CSafeLoader", yaml.SafeLoader
 )
@@ -678,9 +693,10 @@ def _compose(
     data: bytes, text: str, file: str, loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader]
 ) -> yaml.Node:
     """Compose ``data`` (``text`` encoded) with ``loader``; every error gets its line."""
+    source = data if loader is not yaml.SafeLoader else text  # libyaml reads the bytes
     try:
-        # libyaml reads the bytes; PyYAML's own reader the text
-        root = yaml.compose(data if loader is not yaml.SafeLoader else text, Loader=loader)
+        _count_nodes(source, file, loader)
+        root = yaml.compose(source, Loader=loader)
     except RecursionError:  # PyYAML's composer recurses; libyaml stops at its own limit
         line = _deepest_line(text)
         raise ConfigError(file, line, "", "invalid YAML: nested too deeply") from None
@@ -703,6 +719,32 @@ def _compose(
         raise ConfigError(file, None, "", "file is empty")
     _check_aliases(root, file)
     return root
+
+
+def _count_nodes(
+    source: str | bytes, file: str, loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+) -> None:
+    """Refuse a document of more than MAX_NODES nodes, or nested more than MAX_DEPTH
+    deep, at the line of the first node too many, from the parser's events: it stops
+    there, before anything is composed."""
+    nodes = depth = 0
+    for event in yaml.parse(source, Loader=loader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, _NODE_EVENTS):
+            nodes += 1
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+            if nodes > MAX_NODES or depth > MAX_DEPTH:
+                mark = event.start_mark
+                line = int(mark.line) + 1 if mark is not None else None
+                problem = (
+                    f"too many nodes: the document holds more than {MAX_NODES:,} values, "
+                    "lists and mappings; these files need a few hundred"
+                    if nodes > MAX_NODES
+                    else "invalid YAML: nested too deeply"
+                )
+                raise ConfigError(file, line, "", problem)
 
 
 def _deepest_line(text: str, enough: int = 100) -> int | None:

@@ -14,7 +14,9 @@ import yaml
 from lca_common import yamlsource
 from lca_common.yamlsource import (
     MAX_ALIAS_NODES,
+    MAX_DEPTH,
     MAX_FILE_SIZE,
+    MAX_NODES,
     ConfigError,
     MappingNode,
     Node,
@@ -273,6 +275,28 @@ def test_every_yaml_error_has_a_line(text: str, line: int, key_path: str, proble
     assert problem in excinfo.value.problem
 
 
+def test_node_budget_is_exact() -> None:
+    """A document holds at most MAX_NODES nodes (here a mapping, a key, a list and its
+    items); one more is refused at its line, before it is composed."""
+    items = MAX_NODES - 3
+    root = parse_yaml("a:\n  [" + ",".join(["1"] * items) + "]\n").mapping()
+    assert len(root["a"].as_list()) == items
+    with pytest.raises(ConfigError, match=f"more than {MAX_NODES:,} values") as excinfo:
+        parse_yaml("a:\n  [" + ",".join(["1"] * items) + "]\nb: 2\n")
+    assert excinfo.value.line == 3
+    with pytest.raises(ConfigError, match=f"more than {MAX_NODES:,} values") as excinfo:
+        parse_yaml("a: x\nb:\n" + "  - 1\n" * MAX_NODES)
+    assert excinfo.value.line == MAX_NODES - 2  # 5 nodes before the first item, on line 3
+
+
+def test_depth_limit_is_exact() -> None:
+    """Lists and mappings nest at most MAX_DEPTH deep, with either loader."""
+    parse_yaml("a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply") as excinfo:
+        parse_yaml("a: 1\nb: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n")
+    assert excinfo.value.line == 2
+
+
 def test_alias_budget_is_exact() -> None:
     """Aliases may repeat MAX_ALIAS_NODES nodes in all; one node more is refused."""
     anchor = "a: &a [" + ", ".join(["0"] * 99) + "]\n"  # 100 nodes
@@ -339,21 +363,21 @@ def test_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
 # -- each file parsed once -----------------------------------------------------------
 
 
-def _count_composes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    composed: list[object] = []
-    real = yaml.compose
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    parsed: list[object] = []
+    real = yaml.parse
 
     def counting(stream: object, Loader: object) -> object:
-        composed.append(stream)
+        parsed.append(stream)
         return real(stream, Loader=Loader)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(yaml, "compose", counting)
-    return composed
+    monkeypatch.setattr(yaml, "parse", counting)
+    return parsed
 
 
 def test_a_file_is_parsed_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading a file again parses nothing; a changed file is parsed again, never stale."""
-    composed = _count_composes(monkeypatch)
+    composed = _count_parses(monkeypatch)
     path = write(tmp_path, "a: 1\n")
     assert load_yaml(path).mapping().get_int("a") == 1
     assert load_yaml(path).mapping().get_int("a") == 1
@@ -367,7 +391,7 @@ def test_an_error_is_found_once_and_raised_each_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file that does not parse is parsed once; each later read raises the same error."""
-    composed = _count_composes(monkeypatch)
+    composed = _count_parses(monkeypatch)
     path = write(tmp_path, "a: [1\n")
     errors = []
     for _ in range(2):
@@ -384,7 +408,7 @@ def test_same_content_by_two_paths_is_parsed_once(
 ) -> None:
     """A file reached by two paths (``a/../b``) is parsed once; each error names the path
     it was read by."""
-    composed = _count_composes(monkeypatch)
+    composed = _count_parses(monkeypatch)
     (tmp_path / "sub").mkdir()
     path = write(tmp_path, "a: 1\nb: [\n")
     detour = tmp_path / "sub" / ".." / path.name
