@@ -55,7 +55,8 @@ _PLAIN_COLLECTION_TAGS: Final = frozenset({_MAP_TAG, _SEQ_TAG})
 class ConfigError(Exception):
     """An invalid or unreadable configuration file.
 
-    ``str(err)`` reads ``file:line: key.path: problem``; missing parts are left out.
+    ``str(err)`` reads ``file:line: key.path: problem``; missing parts are left out, and
+    control characters are escaped (``\\x1b``).
     """
 
     file: str
@@ -74,7 +75,17 @@ class ConfigError(Exception):
         where = self.file
         if self.line is not None:
             where = f"{where}:{self.line}" if where else f"line {self.line}"
-        return ": ".join(part for part in (where, self.key_path, self.problem) if part)
+        text = ": ".join(part for part in (where, self.key_path, self.problem) if part)
+        return _UNPRINTABLE.sub(_escape, text)
+
+
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters and line separators: a key or a path from a file may hold them
+(``"\\e[2J": 1``), and a message printed to a terminal must not act on it."""
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
 
 
 def suggestion(word: str, known: Iterable[str], *, what: str = "keys") -> str:

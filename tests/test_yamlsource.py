@@ -93,6 +93,14 @@ def test_config_error_str_leaves_out_missing_parts(
     assert str(ConfigError(*args)) == text
 
 
+def test_config_error_str_escapes_control_characters() -> None:
+    """A key or a path holding control characters (an ANSI escape from ``"\\e[2J"``, a
+    NUL from ``"\\0"``) is printed escaped: the message cannot act on a terminal."""
+    err = ConfigError("a\x00b.yaml", 3, "\x1b[2Jx", "bad\nthing\x85\u2028é")
+    assert str(err) == "a\\x00b.yaml:3: \\x1b[2Jx: bad\\nthing\\x85\\u2028é"
+    assert err.key_path == "\x1b[2Jx"  # the fields keep what the file said
+
+
 def test_config_error_pickles() -> None:
     """A ConfigError survives pickling (it may cross a process boundary)."""
     err = pickle.loads(pickle.dumps(ConfigError("a.yaml", 2, "k", "bad")))
