@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from lca_common.protocol.codec import MAX_LINE_LENGTH, encode
 from lca_common.protocol.framing import (
+    BAD_LINES_LOGGED,
     MAX_REFUSING,
     ConnectionLimits,
     JsonLinesProtocol,
@@ -238,13 +239,15 @@ def open_wire(factory: JsonLinesServerFactory) -> BufferedTransport:
 
 
 def test_connections_over_the_cap_are_told_and_closed_at_once() -> None:
-    """Past max_connections a connection gets one too-many-connections line and is closed;
-    once one closes, a new one is accepted again."""
+    """Past max_connections, all admitted, a connection gets one too-many-connections line
+    and is closed; once one closes, a new one is accepted again."""
     factory = JsonLinesServerFactory(
         Silent, CLIENT_TO_SCS, clock=Clock(), limits=ConnectionLimits(max_connections=512)
     )
     factory.name = "LCA"
     accepted = [open_wire(factory) for _ in range(512)]
+    for wire in accepted:
+        admit(wire)
     refused = open_wire(factory)
     assert (
         refused.value()
@@ -266,13 +269,56 @@ def test_connections_over_the_cap_are_told_and_closed_at_once() -> None:
     assert not again.disconnecting
 
 
+def admit(wire: BufferedTransport) -> None:
+    """The peer on ``wire`` shows it is a client (as a registration or a request does)."""
+    protocol = wire.protocol
+    assert isinstance(protocol, JsonLinesProtocol)
+    protocol.admit()
+
+
+def test_a_full_endpoint_closes_the_oldest_connection_not_admitted() -> None:
+    """At max_connections a new connection is accepted, and the oldest one whose peer has
+    not registered or asked anything is told too-many-connections and closed: idle
+    connections cannot lock clients out.  Admitted ones are never closed to make room."""
+    factory = JsonLinesServerFactory(
+        Silent, CLIENT_TO_SCS, clock=Clock(), limits=ConnectionLimits(max_connections=3)
+    )
+    factory.name = "LCA"
+    client, idle, idler = (open_wire(factory) for _ in range(3))
+    admit(client)
+    newcomer = open_wire(factory)
+    assert idle.value() == (
+        encode(
+            EventError(
+                code=ErrorCode.TOO_MANY_CONNECTIONS,
+                text="the LCA endpoint has 3 connections open, the most it accepts: this one, "
+                "the oldest that had not registered or asked anything, is closed to make room",
+            )
+        )
+        + b"\n"
+    )
+    assert idle.disconnecting
+    assert not any(w.disconnecting for w in (client, idler, newcomer))
+    assert (factory.connections, factory.evicted, factory.refused) == (3, 1, 0)
+    idle.protocol.connectionLost(Failure(ConnectionDone()))
+    assert factory.connections == 3  # counted out when it was closed to make room
+    admit(newcomer)
+    fifth = open_wire(factory)
+    assert idler.disconnecting
+    admit(fifth)
+    refused = open_wire(factory)  # every one admitted: the new one is refused
+    assert refused.disconnecting
+    assert not any(w.disconnecting for w in (client, newcomer, fifth))
+    assert (factory.evicted, factory.refused) == (2, 1)
+
+
 def test_a_flood_of_refusals_holds_few_files() -> None:
     """Past MAX_REFUSING refusals still being written, more are closed without a word; once
     those close, refusals are told again."""
     factory = JsonLinesServerFactory(
         Silent, CLIENT_TO_SCS, clock=Clock(), limits=ConnectionLimits(max_connections=1)
     )
-    open_wire(factory)
+    admit(open_wire(factory))
     told = [open_wire(factory) for _ in range(MAX_REFUSING)]
     silent = open_wire(factory)
     assert all(t.value() for t in told)
@@ -288,15 +334,33 @@ def test_refusals_are_logged_at_most_once_a_second(logs: Sequence[LogEvent]) -> 
     factory = JsonLinesServerFactory(
         Silent, CLIENT_TO_SCS, clock=clock, limits=ConnectionLimits(max_connections=1)
     )
-    open_wire(factory)
+    admit(open_wire(factory))
     for _ in range(3):
         for _ in range(1000):
             open_wire(factory)
         clock.advance(0.5)
     clock.advance(10)
-    counts = [e["count"] for e in logs if "refused" in e["log_format"]]
+    counts = [e.get("held", 1) for e in logs if "refused" in e["log_format"]]
     assert counts == [1, 1999, 1000]
     assert sum(counts) == factory.refused
+
+
+def test_bad_lines_are_logged_a_few_times_a_second(logs: Sequence[LogEvent]) -> None:
+    """A flood of bad lines is BAD_LINES_LOGGED log lines a second: the first in detail,
+    then one that counts the rest: a hostile peer cannot fill the log (each bad line is
+    still answered)."""
+    clock = Clock()
+    factory = JsonLinesServerFactory(Silent, CLIENT_TO_SCS, clock=clock)
+    wire = open_wire(factory)
+    for _ in range(2):
+        wire.protocol.dataReceived(b'{"message":"Nonsense"}\n' * 1000)
+        clock.advance(1)
+    detailed = [e for e in logs if e["log_format"].startswith("bad line from")]
+    counted = [e["held"] for e in logs if "more bad line(s) not shown" in e["log_format"]]
+    # the count of the first second's rest is the first line of the next second
+    assert len(detailed) == 2 * BAD_LINES_LOGGED - 1
+    assert counted == [1000 - BAD_LINES_LOGGED, 1000 - BAD_LINES_LOGGED + 1]
+    assert wire.value().count(b"unknown-message") == 2000
 
 
 # -- the registration deadline ------------------------------------------------------------
@@ -348,12 +412,23 @@ def test_management_connections_have_no_deadline() -> None:
 
 
 def test_both_endpoints_share_the_connection_cap() -> None:
-    """ManagementLayer(max_connections=N) caps each endpoint at N."""
+    """ManagementLayer(max_connections=N) caps each endpoint at N: a registration, or any
+    request, admits a connection; a full endpoint first closes those not admitted."""
     layer = Layer(max_connections=2)
-    lca = [layer.lca() for _ in range(3)]
-    scs = [layer.scs() for _ in range(3)]
-    assert [w.closing for w in lca] == [False, False, True]
-    assert [w.closing for w in scs] == [False, False, True]
+    lca = [register(layer, "A"), layer.lca(), layer.lca()]
+    scs = [subscribe(layer), layer.scs(), layer.scs()]
+    assert [w.closing for w in lca] == [False, True, False]
+    assert [w.closing for w in scs] == [False, True, False]
+    lca[2].send(RequestUpdateStatus(status=RUNNING, mode=PRIMARY))  # not-registered
+    scs[2].feed(b'{"message":"Nonsense"}\n')  # answered unknown-message
+    lca.append(layer.lca())
+    scs.append(layer.scs())
+    assert lca[2].closing  # talking without registering does not admit
+    assert scs[2].closing
+    lca[3].send(RequestRegisterApplication(ref=1, application="B"))
+    scs[3].send(RequestGetApplicationInfo(ref=1, application="A"))
+    assert layer.lca().closing  # every one admitted: the new one is refused
+    assert layer.scs().closing
 
 
 # -- names and other strings --------------------------------------------------------------

@@ -849,7 +849,7 @@ def test_connections_over_the_cap_are_refused(serve: Callable[..., Serve]) -> No
             break
         assert reply["code"] == "too-many-connections"
         assert time.monotonic() < deadline
-    assert "refused 1 connection(s)" in server.log_text()
+    assert "SCS: refused a connection: 2 are open, the most it accepts" in server.log_text()
 
 
 def test_unregistered_connection_is_closed_at_the_deadline(serve: Callable[..., Serve]) -> None:

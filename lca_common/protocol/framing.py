@@ -9,8 +9,11 @@ sent is longer than the line limit; the protocol registers as a streaming produc
 on its transport, stops reading from a peer whose replies pile up unsent and reads
 again once they are gone; a peer that lets more than
 :attr:`ConnectionLimits.max_unread` bytes of notifications pile up is told
-``too-slow`` and disconnected; and :class:`JsonLinesServerFactory` accepts at most
-:attr:`ConnectionLimits.max_connections` connections at a time.
+``too-slow`` and disconnected; and :class:`JsonLinesServerFactory` keeps at most
+:attr:`ConnectionLimits.max_connections` connections at a time: past it, the oldest
+connection whose peer has not yet shown it is a client (``admit``) is closed to make
+room, or else the new one is refused.  Bad lines and refusals are logged at most a few
+times a second, with counts, so that a hostile peer cannot fill the log.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ TOO_SLOW_GRACE: Final = 10.0
 _ERROR_TEXT_CHARS: Final = 1000
 """An ``EventError`` text that would not fit in a line is cut to this many characters."""
 
+BAD_LINES_LOGGED: Final = 5
+"""Log lines an endpoint writes a second about bad lines: each in detail, until one
+counts those not shown (a second later, or before the next one shown)."""
+
 
 @dataclass(frozen=True)
 class ConnectionLimits:
@@ -93,6 +100,10 @@ class MessageSender(TypingProtocol):
 
     def abort(self) -> None:
         """Drop the connection at once."""
+
+    def admit(self) -> None:
+        """The peer has shown it is a client (it registered, or made a valid request):
+        a full endpoint no longer closes this connection to make room for a new one."""
 
 
 class ConnectionController(TypingProtocol):
@@ -210,6 +221,17 @@ class JsonLinesProtocol(LineOnlyReceiver):
         self._stop_producing()
         self._transport().abortConnection()
 
+    def admit(self) -> None:
+        """The peer has shown it is a client: never closed to make room."""
+        if self._counted_by is not None:
+            self._counted_by.admitted(self)
+
+    def make_room(self, error: EventError) -> None:
+        """Closed by a full endpoint for a newer connection: tell the peer, then close."""
+        self._counted_by = None  # the factory counts it out already
+        self.send(error)
+        self.disconnect()
+
     def _transport(self) -> ITCPTransport:
         assert self.transport is not None
         return self.transport  # type: ignore[return-value]
@@ -287,7 +309,7 @@ class JsonLinesProtocol(LineOnlyReceiver):
         factory = getattr(self, "factory", None)
         if isinstance(factory, JsonLinesServerFactory):
             self._counted_by = factory
-            factory.connections += 1
+            factory.opened(self)
         self.controller.connection_made(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
@@ -297,7 +319,7 @@ class JsonLinesProtocol(LineOnlyReceiver):
             self._abort_later.cancel()
         self._abort_later = None
         if self._counted_by is not None:
-            self._counted_by.connections -= 1
+            self._counted_by.closed(self)
             self._counted_by = None
         self.controller.connection_lost(reason if reason is not None else Failure(Exception()))
 
@@ -324,16 +346,78 @@ class JsonLinesProtocol(LineOnlyReceiver):
         self.controller.message_received(message)
 
     def _reject(self, error: ProtocolError) -> None:
-        self.log.warn(
-            "bad line from {peer}: {code}: {text}",
-            peer=self._peer,
-            code=error.code.value,
-            text=error.text,
-        )
+        factory = self._counted_by
+        if factory is None:
+            self.log.warn(
+                "bad line from {peer}: {code}: {text}",
+                peer=self._peer,
+                code=error.code.value,
+                text=error.text,
+            )
+        else:
+            factory.bad_lines.note(peer=self._peer, code=error.code.value, text=error.text)
         if self.answer_errors:
             self.send(EventError(code=error.code, text=error.text, ref=error.ref))
         if isinstance(error, FramingError):
             self.disconnect()
+
+
+class _ThrottledLog:
+    """At most ``per_second`` events logged a second (on ``clock``); those over it are
+    counted, and the count is logged (``summary``, with ``held``) before the next event
+    or a second later.  Without a clock, every event is logged."""
+
+    def __init__(
+        self,
+        log: Logger,
+        clock: IReactorTime | None,
+        event: str,
+        summary: str,
+        *,
+        per_second: int = 1,
+        **fields: object,
+    ) -> None:
+        self.log = log
+        self.clock = clock
+        self.event = event
+        self.summary = summary
+        self.per_second = per_second
+        self.fields = fields
+        self.held = 0
+        """Events counted, not logged yet."""
+        self._window_start = -math.inf
+        self._in_window = 0
+        self._summary_call: IDelayedCall | None = None
+
+    def note(self, **fields: object) -> None:
+        """One event: logged now, or counted for later."""
+        if self.clock is not None:
+            now = self.clock.seconds()
+            if now - self._window_start >= 1.0:
+                self._window_start, self._in_window = now, 0
+            if self._in_window >= self.per_second:
+                self.held += 1
+                if self._summary_call is None:
+                    wait = self._window_start + 1.0 - now
+                    self._summary_call = self.clock.callLater(wait, self.flush)
+                return
+            self._in_window += 1
+        self._log_held()
+        self.log.warn(self.event, **self.fields, **fields)
+
+    def flush(self) -> None:
+        """Log the count of the events held back, if any."""
+        if self._summary_call is not None and self._summary_call.active():
+            self._summary_call.cancel()
+        self._summary_call = None
+        if self.held and self.clock is not None:
+            self._window_start, self._in_window = self.clock.seconds(), 1
+        self._log_held()
+
+    def _log_held(self) -> None:
+        if self.held:
+            held, self.held = self.held, 0
+            self.log.warn(self.summary, **self.fields, held=held)
 
 
 class _Refusal(Protocol):
@@ -357,10 +441,13 @@ class JsonLinesServerFactory(Factory):
     """A listening factory: one :class:`JsonLinesProtocol` and one fresh controller per
     connection, answering undecodable lines with ``EventError``, within ``limits``.
 
-    Connections over ``limits.max_connections`` are accepted, told
-    ``too-many-connections`` and closed at once (without a word when
-    :data:`MAX_REFUSING` are being told already); they are logged at most once a second
-    (on ``clock``), with how many there were.
+    At ``limits.max_connections``, a new connection closes the oldest one that has not
+    been admitted (its peer has not registered, or made a valid request: idle
+    connections cannot lock clients out), which is told ``too-many-connections``.  When
+    every connection is admitted, the new one is told so and closed at once (without a
+    word when :data:`MAX_REFUSING` are being told already).  Both are logged at most
+    once a second (on ``clock``), with how many there were; bad lines at most
+    :data:`BAD_LINES_LOGGED` times a second.
     """
 
     noisy = False  # a log line per connection is noise, not news
@@ -381,27 +468,74 @@ class JsonLinesServerFactory(Factory):
         self.limits = limits if limits is not None else ConnectionLimits()
         self.name = name
         self.connections = 0
-        """Connections open now (refused ones are not counted)."""
+        """Connections open now (refused ones, and those closed to make room, are not
+        counted)."""
         self.refused = 0
         """Connections refused so far."""
+        self.evicted = 0
+        """Connections closed so far to make room for a newer one."""
         self.refusing = 0
         """Refused connections being told so, not yet closed."""
-        self._unlogged = 0
-        self._next_log = -math.inf
-        self._log_call: IDelayedCall | None = None
+        self._waiting: dict[JsonLinesProtocol, None] = {}
+        """Open connections not admitted yet, oldest first."""
+        limit = self.limits.max_connections
+        self.refusals = _ThrottledLog(
+            self.log,
+            clock,
+            "{name}: refused a connection: {limit} are open, the most it accepts",
+            "{name}: refused {held} more connection(s): {limit} are open, the most it accepts",
+            name=name,
+            limit=limit,
+        )
+        self.evictions = _ThrottledLog(
+            self.log,
+            clock,
+            "{name}: {limit} connections open, the most it accepts: closed the oldest that "
+            "had not registered or asked anything, to make room",
+            "{name}: closed {held} more connection(s) that had not registered or asked "
+            "anything, to make room",
+            name=name,
+            limit=limit,
+        )
+        self.bad_lines = _ThrottledLog(
+            JsonLinesProtocol.log,
+            clock,
+            "bad line from {peer}: {code}: {text}",
+            "{name}: {held} more bad line(s) not shown",
+            per_second=BAD_LINES_LOGGED,
+            name=name,
+        )
+
+    def opened(self, protocol: JsonLinesProtocol) -> None:
+        """``protocol``'s connection is up: counted, and waiting to be admitted."""
+        self.connections += 1
+        self._waiting[protocol] = None
+
+    def admitted(self, protocol: JsonLinesProtocol) -> None:
+        """``protocol``'s peer showed it is a client: never closed to make room."""
+        self._waiting.pop(protocol, None)
+
+    def closed(self, protocol: JsonLinesProtocol) -> None:
+        """``protocol``'s connection is gone."""
+        self.connections -= 1
+        self._waiting.pop(protocol, None)
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         cap = self.limits.max_connections
         if cap is not None and self.connections >= cap:
-            self._refused()
-            if self.refusing >= MAX_REFUSING:
-                return None  # Twisted closes it at once: a flood holds no more files
             error = EventError(
                 code=ErrorCode.TOO_MANY_CONNECTIONS,
                 text=f"the {self.name} endpoint has {cap} connections open, the most it "
                 "accepts; try again later",
             )
-            return _Refusal(encode(error), self)
+            if self._waiting:
+                self._make_room()
+            else:
+                self.refused += 1
+                self.refusals.note()
+                if self.refusing >= MAX_REFUSING:
+                    return None  # Twisted closes it at once: a flood holds no more files
+                return _Refusal(encode(error), self)
         protocol = JsonLinesProtocol(
             self.new_controller(),
             self.accepted,
@@ -413,36 +547,23 @@ class JsonLinesServerFactory(Factory):
         return protocol
 
     def stopFactory(self) -> None:
-        if self._log_call is not None and self._log_call.active():
-            self._log_call.cancel()
-        self._log_call = None
-        if self._unlogged:
-            self._log_refusals()
+        for throttled in (self.refusals, self.evictions, self.bad_lines):
+            throttled.flush()
 
-    def _refused(self) -> None:
-        self.refused += 1
-        self._unlogged += 1
-        if self._log_call is not None:
-            return  # a line is due; it will count this one
-        if self.clock is None:
-            self._log_refusals()
-            return
-        wait = self._next_log - self.clock.seconds()
-        if wait <= 0:
-            self._log_refusals()
-        else:
-            self._log_call = self.clock.callLater(wait, self._log_refusals)
-
-    def _log_refusals(self) -> None:
-        self._log_call = None
-        count, self._unlogged = self._unlogged, 0
-        if self.clock is not None:
-            self._next_log = self.clock.seconds() + 1.0
-        self.log.warn(
-            "{name}: refused {count} connection(s): {limit} are open, the most it accepts",
-            name=self.name,
-            count=count,
-            limit=self.limits.max_connections,
+    def _make_room(self) -> None:
+        """Close the oldest connection not admitted, counting it out at once."""
+        oldest = next(iter(self._waiting))
+        del self._waiting[oldest]
+        self.connections -= 1
+        self.evicted += 1
+        self.evictions.note()
+        oldest.make_room(
+            EventError(
+                code=ErrorCode.TOO_MANY_CONNECTIONS,
+                text=f"the {self.name} endpoint has {self.limits.max_connections} connections "
+                "open, the most it accepts: this one, the oldest that had not registered or "
+                "asked anything, is closed to make room",
+            )
         )
 
 

@@ -321,6 +321,8 @@ class ApplicationSession:
             self._error(ErrorCode.INVALID_FIELD, f"{message.MESSAGE}: {problem}", message.ref)
             return
         self._stop_deadline()
+        assert self.sender is not None
+        self.sender.admit()  # a full endpoint closes unregistered connections, not this one
         name = message.application
         self.application = name
         self.lca.attach(name, self)

@@ -93,6 +93,8 @@ class ManagementSession:
             self.sender.notify(message)
 
     def message_received(self, message: Message) -> None:
+        if self.sender is not None:
+            self.sender.admit()  # a client that asks: never closed to make room
         ep = self.endpoint
         name = getattr(message, "application", None)
         if isinstance(name, str):
