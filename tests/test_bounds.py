@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from socket import SOMAXCONN
 from typing import IO, Any
 
 import pytest
@@ -48,6 +49,7 @@ from lca_common.protocol.messages import (
 )
 from lca_common.yamlsource import ConfigError
 from lca_emulator.applications import ApplicationSpec
+from lca_emulator.cli import with_backlog
 from lca_emulator.harness.loader import load_scenario
 from lca_emulator.journal import JournalEntry, JournalEvent, StatusJournal
 from lca_emulator.layer import ManagementLayer, configuration_problems
@@ -777,3 +779,18 @@ def test_bounds_use_the_documented_values() -> None:
     assert layer.layer.journal.limit is None
     assert isinstance(layer.lca_factory, JsonLinesServerFactory)
     assert layer.lca_factory.limits.max_connections == 512
+
+
+@pytest.mark.parametrize(
+    ("given", "listened"),
+    [
+        ("tcp:4999:interface=127.0.0.1", f"tcp:4999:interface=127.0.0.1:backlog={SOMAXCONN}"),
+        ("TCP6:0:interface=\\:\\:1", f"TCP6:0:interface=\\:\\:1:backlog={SOMAXCONN}"),
+        ("tcp:0:backlog=10", "tcp:0:backlog=10"),
+        ("unix:/run/lca.sock", "unix:/run/lca.sock"),
+    ],
+)
+def test_serve_listens_with_a_long_queue(given: str, listened: str) -> None:
+    """serve's TCP endpoints listen with the system's longest queue (a burst of clients is
+    not dropped and retried a second later), unless the endpoint gives its own."""
+    assert with_backlog(given) == listened

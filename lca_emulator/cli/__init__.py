@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -47,6 +48,20 @@ def _then(action: Callable[[], None]) -> Callable[[object], object]:
     return callback
 
 
+LISTEN_BACKLOG: Final = socket.SOMAXCONN
+"""The listen queue of serve's TCP endpoints (the system's maximum, 4,096 on Linux):
+with Twisted's default of 50, a burst of connections overflowed it, and a client whose
+connection was dropped waited a second to retry."""
+
+
+def with_backlog(description: str, backlog: int = LISTEN_BACKLOG) -> str:
+    """A TCP server endpoint description with ``backlog=`` added, unless it has one."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind not in ("tcp", "tcp6") or "backlog=" in description:
+        return description
+    return f"{description}:backlog={backlog}"
+
+
 def heartbeat_seconds(text: str) -> float:
     """An argparse type for ``--heartbeat``: a number of seconds, at least 0.1."""
     value = positive_float(text)
@@ -79,13 +94,15 @@ def parser() -> argparse.ArgumentParser:
         "--lca",
         default="tcp:4999:interface=127.0.0.1",
         metavar="ENDPOINT",
-        help="where applications connect (default: %(default)s)",
+        help="where applications connect (default: %(default)s); a TCP endpoint "
+        f"listens with backlog={LISTEN_BACKLOG} unless it says otherwise",
     )
     serve.add_argument(
         "--scs",
         default="tcp:4998:interface=127.0.0.1",
         metavar="ENDPOINT",
-        help="where management clients connect (default: %(default)s)",
+        help="where management clients connect (default: %(default)s); a TCP endpoint "
+        f"listens with backlog={LISTEN_BACKLOG} unless it says otherwise",
     )
     serve.add_argument("--config", metavar="FILE", help="applications to start and HA pairs (YAML)")
     serve.add_argument(
@@ -208,8 +225,8 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(2)
 
     try:
-        lca_endpoint = serverFromString(reactor, args.lca)
-        scs_endpoint = serverFromString(reactor, args.scs)
+        lca_endpoint = serverFromString(reactor, with_backlog(args.lca))
+        scs_endpoint = serverFromString(reactor, with_backlog(args.scs))
         http_endpoint = (
             serverFromString(reactor, http_endpoint_description(args.http)) if args.http else None
         )
@@ -219,7 +236,9 @@ def serve(args: argparse.Namespace) -> None:
     host_endpoints = {}
     for host in hosts:
         try:
-            host_endpoints[host.name] = serverFromString(reactor, host.lca or HOST_LCA_DEFAULT)
+            host_endpoints[host.name] = serverFromString(
+                reactor, with_backlog(host.lca or HOST_LCA_DEFAULT)
+            )
         except (ValueError, KeyError, TypeError) as e:
             print(
                 f"lca-emulator: {args.config}: hosts: {host.name}: 'lca' must be a server "
