@@ -22,10 +22,17 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
 from lca_common.protocol.codec import encode
-from lca_common.protocol.framing import MAX_UNREAD, READ_SIZE, JsonLinesProtocol
+from lca_common.protocol.framing import (
+    MAX_UNREAD,
+    READ_SIZE,
+    JsonLinesProtocol,
+    JsonLinesServerFactory,
+)
 from lca_common.protocol.messages import (
     ApplicationStatus,
+    ErrorCode,
     EventApplicationInfo,
+    EventError,
     ExecutionMode,
     Message,
     RequestGetApplicationInfo,
@@ -216,3 +223,52 @@ async def test_pipelining_client_that_never_reads_is_held_back(reactor: Any) -> 
                 await site.turn()
         assert answered == requests
         client.close()
+
+
+@reactor_test
+async def test_a_full_endpoint_makes_room_over_real_sockets(reactor: Any) -> None:
+    """At the cap, a new connection closes the oldest idle one, whose file is closed
+    before the new one is even set up (so a burst cannot run the process out of files);
+    the idle peer reads too-many-connections, then EOF; the newcomer is answered."""
+    layer = ManagementLayer(Clock(), max_connections=2)
+    factory = layer.management.factory()
+    assert isinstance(factory, JsonLinesServerFactory)
+    built: list[JsonLinesProtocol] = []
+    open_when_built: list[list[bool]] = []
+    build = factory.buildProtocol
+
+    def keep(addr: Any) -> Any:
+        protocol = build(addr)
+        open_when_built.append([not p.transport.disconnected for p in built])  # type: ignore[union-attr]
+        if isinstance(protocol, JsonLinesProtocol):
+            built.append(protocol)
+        return protocol
+
+    factory.buildProtocol = keep  # type: ignore[method-assign]
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    site = Served(reactor, layer, Clock(), port.getHost().port)
+    try:
+        idle = [site.raw_client() for _ in range(2)]
+        await site.until(lambda: factory.connections == 2, "both idle ones are accepted")
+        newcomer = ManagementClient(reactor, site.port)
+        await newcomer.connect()
+        reply = await ask(newcomer, reactor, RequestGetApplicationInfo(ref=1, application="X"))
+        assert isinstance(reply, EventError)
+        assert reply.code is ErrorCode.UNKNOWN_APPLICATION
+        assert open_when_built == [[], [True], [False, True]]
+        idle[0].setblocking(True)
+        idle[0].settimeout(TIMEOUT)
+        told = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := idle[0].recv(4096):
+                told += chunk
+        assert b'"code":"too-many-connections"' in told
+        assert (factory.connections, factory.evicted) == (2, 1)
+        for sock in idle:
+            sock.close()
+        newcomer.disconnect()
+    finally:
+        for protocol in built:
+            if protocol.transport is not None and not protocol.transport.disconnected:  # type: ignore[attr-defined]
+                protocol.transport.abortConnection()  # type: ignore[attr-defined]
+        await port.stopListening()

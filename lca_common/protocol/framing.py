@@ -18,20 +18,24 @@ times a second, with counts, so that a hostile peer cannot fill the log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
     IDelayedCall,
     IPushProducer,
     IReactorTime,
+    ISystemHandle,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -227,10 +231,24 @@ class JsonLinesProtocol(LineOnlyReceiver):
             self._counted_by.admitted(self)
 
     def make_room(self, error: EventError) -> None:
-        """Closed by a full endpoint for a newer connection: tell the peer, then close."""
+        """Closed by a full endpoint for a newer connection: the peer is told why, and
+        on a socket the file is closed at once, not at the reactor's next turn (a burst
+        of new connections, each closing an older one, must not run the process out of
+        files while those wait to close)."""
         self._counted_by = None  # the factory counts it out already
-        self.send(error)
-        self.disconnect()
+        transport = self.transport
+        handle = transport.getHandle() if ISystemHandle.providedBy(transport) else None
+        line = self._line(error)
+        if not (isinstance(handle, socket.socket) and isinstance(transport, FileDescriptor)):
+            self.send(error)
+            self.disconnect()
+            return
+        self._open = False
+        self._stop_producing()
+        if line is not None:
+            with contextlib.suppress(OSError):  # an idle peer: nothing else waits to be sent
+                handle.send(line + b"\n")
+        transport.connectionLost(Failure(ConnectionAborted()))
 
     def _transport(self) -> ITCPTransport:
         assert self.transport is not None
