@@ -5,6 +5,7 @@ journal, forgetting departed applications, and the heartbeat's lower bound."""
 from __future__ import annotations
 
 import io
+import resource
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from socket import SOMAXCONN
@@ -22,6 +23,7 @@ from twisted.python.failure import Failure
 from lca_common.protocol.codec import MAX_LINE_LENGTH, encode
 from lca_common.protocol.framing import (
     BAD_LINES_LOGGED,
+    DEFAULT_MAX_CONNECTIONS,
     MAX_REFUSING,
     ConnectionLimits,
     JsonLinesProtocol,
@@ -49,7 +51,7 @@ from lca_common.protocol.messages import (
 )
 from lca_common.yamlsource import ConfigError
 from lca_emulator.applications import ApplicationSpec
-from lca_emulator.cli import with_backlog
+from lca_emulator.cli import default_max_connections, with_backlog
 from lca_emulator.harness.loader import load_scenario
 from lca_emulator.journal import JournalEntry, JournalEvent, StatusJournal
 from lca_emulator.layer import ManagementLayer, configuration_problems
@@ -794,3 +796,22 @@ def test_serve_listens_with_a_long_queue(given: str, listened: str) -> None:
     """serve's TCP endpoints listen with the system's longest queue (a burst of clients is
     not dropped and retried a second later), unless the endpoint gives its own."""
     assert with_backlog(given) == listened
+
+
+@pytest.mark.parametrize(
+    ("limit", "endpoints", "cap"),
+    [
+        (1024, 2, 384),
+        (1024, 4, 192),  # a site with two hosts: their LCAs are endpoints too
+        (65536, 2, DEFAULT_MAX_CONNECTIONS),
+        (resource.RLIM_INFINITY, 9, DEFAULT_MAX_CONNECTIONS),
+        (300, 2, 22),
+    ],
+)
+def test_the_connection_cap_shares_the_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch, limit: int, endpoints: int, cap: int
+) -> None:
+    """Under a low open-file limit each endpoint gets (limit - 256) / endpoints, so that
+    every endpoint full still leaves files for the rest: none can run serve out of files."""
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (limit, resource.RLIM_INFINITY))
+    assert default_max_connections(endpoints) == cap

@@ -70,14 +70,15 @@ def heartbeat_seconds(text: str) -> float:
     return value
 
 
-def default_max_connections() -> int:
-    """512 per endpoint, or fewer if the open-file limit would not allow both endpoints
-    that many (and :data:`FD_RESERVE` more): accepting would then fail (EMFILE) for
-    every client, on both endpoints."""
+def default_max_connections(endpoints: int = 2) -> int:
+    """512 per endpoint, or fewer if the open-file limit would not allow ``endpoints``
+    endpoints (the SCS, the default LCA and each host's) that many (and
+    :data:`FD_RESERVE` more): accepting would then fail (EMFILE) for every client, on
+    every endpoint."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return DEFAULT_MAX_CONNECTIONS
-    return max(1, min(DEFAULT_MAX_CONNECTIONS, (soft - FD_RESERVE) // 2))
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, (soft - FD_RESERVE) // endpoints))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,9 +137,10 @@ def parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=positive_int,
         metavar="N",
-        help="connections each endpoint accepts at once; more are told too-many-connections "
-        f"and closed (default: {DEFAULT_MAX_CONNECTIONS}, or fewer under a low open-file "
-        "limit: (limit - 256) / 2)",
+        help="connections each endpoint keeps open at once; past it, the oldest that has not "
+        "registered or asked anything is closed to make room, or else the new one is told "
+        f"too-many-connections (default: {DEFAULT_MAX_CONNECTIONS}, or fewer under a low "
+        "open-file limit: (limit - 256) / endpoints, the SCS and an LCA per host counted)",
     )
     serve.add_argument(
         "--register-timeout",
@@ -255,7 +257,9 @@ def serve(args: argparse.Namespace) -> None:
             print(f"lca-emulator: cannot write the journal: {e}", file=sys.stderr)
             raise SystemExit(2) from None
     journal = StatusJournal(limit=SERVE_JOURNAL_LIMIT, sink=journal_file)
-    max_connections = args.max_connections or default_max_connections()
+    # the SCS, the default LCA, and an LCA for each host (those of the applications too)
+    host_names = {host.name for host in hosts} | {s.host for s in specs if s.host is not None}
+    max_connections = args.max_connections or default_max_connections(2 + len(host_names))
 
     workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
 
