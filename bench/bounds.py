@@ -891,6 +891,14 @@ class Serve:
                     return int(value.split()[0]) / 1024
         return 0.0
 
+    def cpu_seconds(self) -> float:
+        """CPU time serve has used so far (user and system)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def open_files(self) -> int:
         try:
             return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
@@ -1036,12 +1044,19 @@ def watching(serve: Serve) -> Iterator[Watch]:
 
 
 def phase(watch: Watch, name: str, action: Callable[[], Any]) -> Any:
+    """Run one phase; print its time, and serve's share of a CPU in it (against the
+    machine's load: a latency over the limit with serve far from a whole CPU is the
+    machine's doing, not serve's work)."""
     watch.phases.append((time.monotonic(), name))
     started = time.monotonic()
+    cpu = watch.serve.cpu_seconds()
     print(f"... {name}", flush=True)
     result = action()
+    wall = time.monotonic() - started
+    used = watch.serve.cpu_seconds() - cpu
     print(
-        f"    {time.monotonic() - started:.1f} s; serve has {watch.serve.open_files()} files "
+        f"    {wall:.1f} s; serve used {used:.1f} s of CPU ({used / wall:.0%} of one); "
+        f"load average {os.getloadavg()[0]:.2f}; serve has {watch.serve.open_files()} files "
         f"open, RSS {watch.serve.rss_mb():.1f} MB",
         flush=True,
     )
@@ -1222,6 +1237,12 @@ def flood(serve: Serve, changes: int) -> Json:
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(serve.scs)
     slow.sendall(line({"message": "RequestSubscribe", "ref": 1}))
+    slow.settimeout(TIMEOUT)
+    subscribed = b""
+    while b'"EventOk"' not in subscribed:  # its last read: the changes come after it
+        chunk = slow.recv(4096)
+        assert chunk, "serve closed the subscriber"
+        subscribed += chunk
     app = Lines.connect(serve.lca)
     app.send({"message": "RequestRegisterApplication", "ref": 1, "application": "FLAPPING"})
     assert app.read() == {"message": "EventApplicationRegistered", "ref": 1}
