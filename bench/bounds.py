@@ -1129,10 +1129,13 @@ def fuzz(
     serve: Serve, rng: random.Random, frames: int, per_connection: int, batch: int
 ) -> FuzzStats:
     """``frames`` random frames, ``per_connection`` on each connection (pipelined, replies
-    read as they come), ``batch`` connections at a time, to either port at random."""
+    read as they come), ``batch`` connections open at all times, to either port at random:
+    each one done is replaced at once."""
     stats = FuzzStats()
-    while stats.frames < frames:
-        socks: dict[socket.socket, tuple[bytearray, bytearray]] = {}
+    socks: dict[socket.socket, tuple[bytearray, bytearray]] = {}
+    quiet_since: dict[socket.socket, float] = {}
+    sent_at: dict[socket.socket, float] = {}
+    while socks or stats.frames < frames:
         while len(socks) < batch and stats.frames < frames:
             count = min(per_connection, frames - stats.frames)
             sock = socket.create_connection(rng.choice([serve.lca, serve.scs]), timeout=TIMEOUT)
@@ -1140,48 +1143,45 @@ def fuzz(
             objects_only = rng.random() < 0.7
             payload = b"\n".join(fuzz_frame(rng, objects_only) for _ in range(count)) + b"\n"
             socks[sock] = (bytearray(payload), bytearray())
+            quiet_since[sock] = time.monotonic()
             stats.connections += 1
             stats.frames += count
             stats.bytes_sent += len(payload)
-        quiet_since = {sock: time.monotonic() for sock in socks}
-        sent_at: dict[socket.socket, float] = {}
-        deadline = time.monotonic() + 3 * TIMEOUT
-        while socks:
-            readable, writable = wait_for(socks, [s for s, (out, _) in socks.items() if out])
-            now = time.monotonic()
-            if now > deadline:  # serve stopped reading them, or answering
-                stats.stuck += len(socks)
-                for sock in list(socks):
-                    finish(sock, socks, stats)
-                break
-            for sock in writable:
-                out = socks[sock][0]
-                with contextlib.suppress(BlockingIOError, ConnectionError):
-                    del out[: sock.send(out[:65536])]
-                if not out:
-                    sent_at.setdefault(sock, now)
-            for sock in readable:
-                try:
-                    chunk = sock.recv(1 << 16)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    chunk = b""
-                if not chunk:
-                    stats.closed_by_serve += 1
-                    finish(sock, socks, stats)
-                    continue
-                socks[sock][1].extend(chunk)
+        readable, writable = wait_for(socks, [s for s, (out, _) in socks.items() if out])
+        now = time.monotonic()
+        for sock in writable:
+            out = socks[sock][0]
+            with contextlib.suppress(BlockingIOError, ConnectionError):
+                del out[: sock.send(out[:65536])]
                 quiet_since[sock] = now
-            # done once all is sent and replies stopped (a subscriber keeps hearing of the
-            # normal client's changes: it is done 2 s after its last frame went out)
-            done = [
-                sock
-                for sock, sent in sent_at.items()
-                if sock in socks and (now - quiet_since[sock] > 0.5 or now - sent > 2.0)
-            ]
-            for sock in done:
+            if not out:
+                sent_at.setdefault(sock, now)
+        for sock in readable:
+            try:
+                chunk = sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except ConnectionError:
+                chunk = b""
+            if not chunk:
+                stats.closed_by_serve += 1
                 finish(sock, socks, stats)
+                continue
+            socks[sock][1].extend(chunk)
+            quiet_since[sock] = now
+        # done once all is sent and the replies stopped (a subscriber keeps hearing of the
+        # normal client's changes: it is done 1 s after its last frame went out); stuck
+        # when serve stopped reading it or answering for 60 s
+        for sock in list(socks):
+            sent = sent_at.get(sock)
+            if sent is not None and (now - quiet_since[sock] > 0.2 or now - sent > 1.0):
+                finish(sock, socks, stats)
+            elif now - quiet_since[sock] > 3 * TIMEOUT:
+                stats.stuck += 1
+                finish(sock, socks, stats)
+        for gone in [sock for sock in quiet_since if sock not in socks]:
+            quiet_since.pop(gone)
+            sent_at.pop(gone, None)
     return stats
 
 
