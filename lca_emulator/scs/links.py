@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = Logger()
 
+
 class LinkState(enum.StrEnum):
     """Where a link to an LCA stands."""
 
