@@ -726,8 +726,6 @@ class FileOutcome:
         found = []
         if self.code != 2:
             found.append("killed at the deadline" if self.code is None else f"exit {self.code}")
-        if self.seconds > FILE_EXIT_S:
-            found.append(f"took {self.seconds:.2f} s")
         if "Traceback" in self.stderr:
             found.append("traceback")
         if str(self.path) not in self.stderr:
@@ -1345,6 +1343,8 @@ class Figure:
     value: str
     limit: str
     met: bool | None  # None: no limit, shown for context
+    timed: bool = False
+    """A limit on time: it measures the machine too (``--times-advisory`` reports it)."""
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -1475,6 +1475,7 @@ def serve_part(args: argparse.Namespace) -> list[Figure]:
                     f"{ms(worst)} / {ms(percentile(values, 0.99))}",
                     f"<= {ms(LATENCY_S)}",
                     worst <= LATENCY_S,
+                    timed=True,
                 )
             )
     for one in failures[:5]:
@@ -1521,6 +1522,7 @@ def files_part(args: argparse.Namespace) -> list[Figure]:
             f"{slowest.seconds:.2f} s",
             f"<= {FILE_EXIT_S:g} s",
             slowest.seconds <= FILE_EXIT_S,
+            timed=True,
         ),
         Figure(
             "median exit",
@@ -1543,6 +1545,12 @@ def print_table(figures: Sequence[Figure]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", choices=["serve", "files"], help="run one part only")
+    parser.add_argument(
+        "--times-advisory",
+        action="store_true",
+        help="report the limits on time (latency, exit time) without failing on them: "
+        "for a machine whose speed you do not control, such as a CI runner",
+    )
     parser.add_argument("--frames", type=int, default=FRAMES, help="fuzzed frames in all")
     parser.add_argument("--per-connection", type=int, default=50, help="frames per connection")
     parser.add_argument("--batch", type=int, default=50, help="fuzzing connections at once")
@@ -1570,7 +1578,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(figures)
     print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    broken = [figure for figure in figures if figure.met is False]
+    broken = [
+        figure
+        for figure in figures
+        if figure.met is False and not (figure.timed and args.times_advisory)
+    ]
     print("every limit met" if not broken else f"{len(broken)} limit(s) broken")
     return 1 if broken else 0
 
