@@ -226,21 +226,14 @@ class SolutionControlServer:
         10330, once it ends): journaled once when it starts, once when it ends."""
         records = [self.registry.get(pair.primary), self.registry.get(pair.backup)]
         split = all(r is not None and r.up and r.mode is ExecutionMode.PRIMARY for r in records)
-        if split == (pair.name in self._split):
-            return None
-        if split:
-            self._split.add(pair.name)
-            detail = f"{pair.name}: {pair.primary} and {pair.backup} are both PRIMARY"
-            log_id = LOG_SPLIT_BRAIN
-        else:
-            self._split.discard(pair.name)
-            detail = f"{pair.name}: recovered from split brain"
-            log_id = LOG_SPLIT_BRAIN_RECOVERED
-
-        def journal() -> None:
-            self.registry.note(pair.backup, JournalEvent.SPLIT_BRAIN, detail, log_id=log_id)
-
-        return journal
+        return self._condition_change(
+            pair,
+            self._split,
+            split,
+            JournalEvent.SPLIT_BRAIN,
+            (f"{pair.name}: {pair.primary} and {pair.backup} are both PRIMARY", LOG_SPLIT_BRAIN),
+            (f"{pair.name}: recovered from split brain", LOG_SPLIT_BRAIN_RECOVERED),
+        )
 
     def _no_brain_change(self, pair: HaPair) -> Callable[[], None] | None:
         """Neither member up, once the pair has had one up, is "no brain" (vendor alarm
@@ -253,20 +246,36 @@ class SolutionControlServer:
             self._had_brain.add(pair.name)
         if self._suspended or pair.name not in self._had_brain:
             return None
-        lost = not any_up
-        if lost == (pair.name in self._no_brain):
+        return self._condition_change(
+            pair,
+            self._no_brain,
+            not any_up,
+            JournalEvent.NO_BRAIN,
+            (f"{pair.name}: neither {pair.primary} nor {pair.backup} is up", LOG_NO_BRAIN),
+            (f"{pair.name}: recovered, a member is up again", LOG_NO_BRAIN_RECOVERED),
+        )
+
+    def _condition_change(
+        self,
+        pair: HaPair,
+        holding: set[str],
+        now: bool,
+        event: JournalEvent,
+        started: tuple[str, int],
+        ended: tuple[str, int],
+    ) -> Callable[[], None] | None:
+        """A pair condition (the pairs it holds for are in ``holding``) that starts or ends
+        with this change: how to journal it, under the pair's configured backup."""
+        if now == (pair.name in holding):
             return None
-        if lost:
-            self._no_brain.add(pair.name)
-            detail = f"{pair.name}: neither {pair.primary} nor {pair.backup} is up"
-            log_id = LOG_NO_BRAIN
+        if now:
+            holding.add(pair.name)
         else:
-            self._no_brain.discard(pair.name)
-            detail = f"{pair.name}: recovered, a member is up again"
-            log_id = LOG_NO_BRAIN_RECOVERED
+            holding.discard(pair.name)
+        detail, log_id = started if now else ended
 
         def journal() -> None:
-            self.registry.note(pair.backup, JournalEvent.NO_BRAIN, detail, log_id=log_id)
+            self.registry.note(pair.backup, event, detail, log_id=log_id)
 
         return journal
 
