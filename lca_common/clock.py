@@ -13,15 +13,24 @@ from zope.interface import implementer
 class ScaledClock:
     """Scenario time on top of a real clock: ``scale`` real seconds per scenario second.
 
-    ``seconds()`` counts from 0 at creation, so journals read as scenario time.
+    ``seconds()`` counts from 0 at ``origin``, a time of the real clock (default: now,
+    at creation), so journals read as scenario time.  A process started by the LCA
+    passes the real time its start was asked for, so that its scenario time and the
+    LCA's agree however long it took to come up.  ``callLater`` keeps its meaning
+    (``delay`` scenario seconds from now).
     """
 
-    def __init__(self, reactor: IReactorTime, scale: float) -> None:
+    def __init__(self, reactor: IReactorTime, scale: float, origin: float | None = None) -> None:
         if scale <= 0:
             raise ValueError(f"time scale must be positive, got {scale}")
         self.reactor = reactor
         self.scale = scale
-        self._origin = reactor.seconds()
+        self._origin = reactor.seconds() if origin is None else origin
+
+    @property
+    def origin(self) -> float:
+        """The real-clock time at which scenario time is 0."""
+        return self._origin
 
     def seconds(self) -> float:
         return (self.reactor.seconds() - self._origin) / self.scale

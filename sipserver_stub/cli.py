@@ -39,6 +39,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="F",
         help="multiply every delay and timeout by F (0.01: a 60 s timeout takes 0.6 s)",
     )
+    p.add_argument(
+        "--epoch",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock time (Unix seconds) the start was asked for: scenario time and the "
+        "startup delays count from it, however long this process took to come up",
+    )
     return p
 
 
@@ -98,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "SIP port {port} is taken before start (sip-port-state: in-use)", port=occupied.port
             )
         clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
+        if args.epoch is not None:
+            clock = ScaledClock(reactor, args.time_scale, origin=args.epoch)
         stub = SipServerStub(
             fixture,
             clock=clock,
@@ -106,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             pid=os.getpid(),
             lca_name=args.lca,
         )
-        stub.start()
+        stub.start(since=None if args.epoch is None else 0.0)
         return stub.stopped.addCallback(lambda _: stub.closed)
 
     try:

@@ -43,17 +43,31 @@ class ComponentStartup:
         self.on_failed = on_failed
         self._timers: list[IDelayedCall] = []
 
-    def start(self) -> None:
-        """Begin every component's initialization, in the documented order."""
+    def start(self, elapsed: float = 0.0) -> None:
+        """Begin every component's initialization, in the documented order.
+
+        ``elapsed``: seconds already past since the start was asked for (a process that
+        took a while to come up); delays count from then, and those already over end
+        now, in the order they would have.
+        """
+        due: list[tuple[float, Component]] = []
         for component in Component:
             plan = self.plans[component]
             if plan.result is ComponentResult.HANG:
                 continue
-            end = self.on_completed if plan.result is ComponentResult.OK else self.on_failed
-            if plan.after <= 0:
-                end(component)
+            remaining = plan.after - elapsed
+            if plan.after <= 0 or remaining <= 0:
+                due.append((plan.after, component))
             else:
-                self._timers.append(self.clock.callLater(plan.after, end, component))
+                self._timers.append(self.clock.callLater(remaining, self._end, component))
+        for _, component in sorted(due, key=lambda item: item[0]):
+            self._end(component)
+
+    def _end(self, component: Component) -> None:
+        if self.plans[component].result is ComponentResult.OK:
+            self.on_completed(component)
+        else:
+            self.on_failed(component)
 
     def stop(self) -> None:
         """Cancel every initialization still under way."""
@@ -96,6 +110,8 @@ class CheckCore:
     timeout: float
     verdict: Verdict
     pending: set[Component] = field(default_factory=lambda: set(Component))
+    elapsed: float = 0.0
+    """Seconds of the timeout already past when the check begins (see ``ComponentStartup``)."""
 
 
 @dataclass
@@ -118,7 +134,7 @@ def _start_timer(inputs: CheckInputs, core: CheckCore) -> Checking:
         # after everything else due at this same instant has run.
         data.timer = core.clock.callLater(0, inputs.timed_out)
 
-    data.timer = core.clock.callLater(core.timeout, deadline)
+    data.timer = core.clock.callLater(max(0.0, core.timeout - core.elapsed), deadline)
     return data
 
 

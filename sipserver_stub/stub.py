@@ -59,8 +59,13 @@ class SipServerStub:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start: read the options, connect to the LCA, initialize, check if backup."""
+    def start(self, *, since: float | None = None) -> None:
+        """Start: read the options, connect to the LCA, initialize, check if backup.
+
+        ``since``: when the start was asked for, on the stub's clock (default: now).
+        Component delays and ``backup-init-check-timeout`` count from then, so a
+        process that took a while to come up still reports when it should.
+        """
         self.options, problems = self.fixture.tserver_options()
         for problem in problems:
             log.warn("{app}: {problem}", app=self.fixture.application, problem=problem)
@@ -70,7 +75,7 @@ class SipServerStub:
         self.mode = self.fixture.mode
         self._report(ApplicationStatus.INITIALIZING, "starting")
         self.link.start()
-        self._begin_startup()
+        self._begin_startup(0.0 if since is None else self.clock.seconds() - since)
 
     def stop(self, *, abort: bool = False) -> Deferred[None]:
         """Stop working now (``stopped`` fires); ``closed`` fires once the LCA link is down.
@@ -93,11 +98,11 @@ class SipServerStub:
 
     # -- startup -------------------------------------------------------------------
 
-    def _begin_startup(self) -> None:
+    def _begin_startup(self, elapsed: float) -> None:
         opts = self.options
         if self.mode is ExecutionMode.BACKUP and opts.backup_init_check:
             self._check = BackupInitCheck(
-                CheckCore(self.clock, opts.backup_init_check_timeout, self._report)
+                CheckCore(self.clock, opts.backup_init_check_timeout, self._report, elapsed=elapsed)
             )
             self._check.begin()
             reason = self._port_check()
@@ -114,7 +119,7 @@ class SipServerStub:
         self._components = ComponentStartup(
             self.clock, self.fixture.components, self._component_completed, self._component_failed
         )
-        self._components.start()
+        self._components.start(elapsed)
 
     def _component_completed(self, component: Component) -> None:
         log.info("{app}: {c} initialized", app=self.fixture.application, c=component.label)

@@ -51,7 +51,7 @@ class EmulatedSite:
         self.launcher = ProcessLauncher(cast(IReactorProcess, reactor), self.clock)
         self.children: list[ChildProcess] = []
 
-    def start_stub(self, fixture: Path) -> ChildProcess:
+    def start_stub(self, fixture: Path, *extra: str) -> ChildProcess:
         """Run ``python -m sipserver_stub FIXTURE`` against this LCA, scaled."""
         argv = (
             sys.executable,
@@ -62,6 +62,7 @@ class EmulatedSite:
             f"tcp:{LOOPBACK}:{self.lca_port}",
             "--time-scale",
             str(TIME_SCALE),
+            *extra,
         )
         child = self.launcher.start(fixture.stem, ProcessSpec(argv=argv))
         self.children.append(child)
@@ -206,6 +207,22 @@ async def test_process_hang_is_service_unavailable_at_the_timeout(tmp_path: Path
         assert site.reported("SIPS_HANG") == [INITIALIZING, UNAVAILABLE]
         waited = site.status_time("SIPS_HANG", UNAVAILABLE) - spawned
         assert waited >= 100 * TIME_SCALE
+        assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
+
+
+@reactor_test
+async def test_process_startup_counts_from_its_epoch(tmp_path: Path) -> None:
+    """With --epoch, the timeout counts from the start request: a 3600 s timeout (36 s
+    here) asked for 40 s ago has run out, so SERVICE_UNAVAILABLE comes at once."""
+    options = {"TServer": {"backup-init-check": True, "backup-init-check-timeout": 3600}}
+    fixture = write_fixture(
+        tmp_path, "SIPS_EPOCH", options=options, components={"operational-info": "hang"}
+    )
+    async with emulated_site() as site:
+        epoch = site.clock.seconds() - 40
+        child = site.start_stub(fixture, "--epoch", repr(epoch))
+        await site.wait_for_status("SIPS_EPOCH", UNAVAILABLE)  # within WAIT_LIMIT, not 36 s
+        assert RUNNING not in site.reported("SIPS_EPOCH")
         assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
 
 

@@ -159,6 +159,33 @@ def test_stop_cancels_pending_initializations(clock: Clock) -> None:
     startup.stop()  # a second stop is harmless
 
 
+def test_a_late_start_keeps_the_delays_counted_from_the_start_request(clock: Clock) -> None:
+    """start(elapsed): delays count from the start request; those already over end at once,
+    in the order they would have, the others when they were due."""
+    outcomes = Outcomes(clock)
+    startup = ComponentStartup(
+        clock,
+        plans(
+            t_controller=ComponentPlan(FAIL, 6),
+            smart_proxy=ComponentPlan(OK, 4),
+            interaction_proxy=ComponentPlan(OK, 9),
+        ),
+        outcomes.completed,
+        outcomes.failed,
+    )
+    startup.start(elapsed=7)
+    assert outcomes.seen == [
+        (0.0, "completed", OPERATIONAL_INFO),
+        (0.0, "completed", SMART_PROXY),
+        (0.0, "failed", T_CONTROLLER),
+    ]
+    clock.advance(1.999)
+    assert len(outcomes.seen) == 3
+    clock.advance(0.001)
+    assert outcomes.seen[-1] == (2.0, "completed", INTERACTION_PROXY)
+    assert clock.getDelayedCalls() == []
+
+
 # --- BackupInitCheck: idle -------------------------------------------------------------------
 
 
@@ -277,6 +304,23 @@ def test_timeout_is_service_unavailable(clock: Clock, verdicts: Verdicts) -> Non
         )
     ]
     assert clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize(("elapsed", "due"), [(10.0, 5.0), (15.0, 0.0), (40.0, 0.0)])
+def test_timeout_counts_from_the_start_request(
+    clock: Clock, verdicts: Verdicts, elapsed: float, due: float
+) -> None:
+    """A check that begins ``elapsed`` seconds after the start request times out at
+    ``timeout - elapsed`` from now, or at once if that is over."""
+    check = BackupInitCheck(CheckCore(clock, 15, verdicts, elapsed=elapsed))
+    check.begin()
+    if due > 0:
+        clock.advance(due - 0.001)
+        assert verdicts.given == []
+    clock.advance(due - clock.seconds())
+    [(when, status)] = verdicts.statuses
+    assert status is UNAVAILABLE
+    assert when == pytest.approx(due)
 
 
 def test_failed_ignores_late_inputs(clock: Clock, verdicts: Verdicts) -> None:
