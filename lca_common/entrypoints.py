@@ -112,11 +112,11 @@ def ignore_interrupt_if_managed() -> bool:
     if os.environ.get(MANAGED_ENV) != "1":
         return False
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _terminate_with_parent()
+    terminate_with_parent()
     return True
 
 
-def _terminate_with_parent() -> None:
+def terminate_with_parent() -> None:
     """Linux: SIGTERM when the parent process dies (prctl PR_SET_PDEATHSIG)."""
     try:
         import ctypes

@@ -472,6 +472,7 @@ def python(code: str) -> ProcessSpec:
 async def test_real_exit_code(real: RealReactor) -> None:
     """A real child's exit code is reported."""
     child = real.start("exit3", python("raise SystemExit(3)"))
+    assert child.pid is not None
     assert child.pid > 0
     outcome = await child.exited.addTimeout(TIMEOUT, real.clock)
     assert outcome == ProcessExit(code=3, signal=None)

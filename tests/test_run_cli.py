@@ -263,19 +263,30 @@ def test_same_file_runs_on_the_wall_clock(tmp_path: Path, flags: list[str]) -> N
     assert entry["passed"]
 
 
-def _children_of(parent: int) -> list[int]:
-    """Pids of the live child processes of ``parent`` (Linux /proc)."""
-    pids = []
+def _descendants_of(ancestor: int) -> dict[int, str]:
+    """The live descendants of ``ancestor`` and their names (Linux /proc)."""
+    parents: dict[int, tuple[int, str]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == parent and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
+            head, tail = stat.rsplit(")", 1)
+            fields = tail.split()
+            if fields[0] != "Z":
+                parents[int(entry.name)] = (int(fields[1]), head.split("(", 1)[1])
+    found: dict[int, str] = {}
+    frontier = {ancestor}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in parents.items() if parent in frontier}
+        found.update({pid: parents[pid][1] for pid in frontier})
+    return found
+
+
+def _stubs_of(ancestor: int) -> list[int]:
+    """The stub processes under ``ancestor`` (forked by its stub fork server)."""
+    return [pid for pid, name in _descendants_of(ancestor).items() if name == "sipserver-stub"]
 
 
 def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
@@ -302,17 +313,17 @@ def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
             == "  ... [1/1] short rehearsal (9000 s; about 2 h 30 min left)\n"
         )
         for _ in range(400):  # until both stub processes exist: up to 20 s
-            if len(_children_of(proc.pid)) == 2:
+            if len(_stubs_of(proc.pid)) == 2:
                 break
             with pytest.raises(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)  # waiting on the run itself, which must not end
-        stubs = _children_of(proc.pid)
-        assert len(stubs) == 2, "the stub processes never started"
+        assert len(_stubs_of(proc.pid)) == 2, "the stub processes never started"
+        everything = list(_descendants_of(proc.pid))  # the stubs and their fork server
         proc.send_signal(2)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 1
         assert "interrupted: 0 of 1 scenarios ran" in err
-        assert not [pid for pid in stubs if Path(f"/proc/{pid}").exists()]
+        assert not [pid for pid in everything if Path(f"/proc/{pid}").exists()]
     finally:
         if proc.poll() is None:
             proc.kill()

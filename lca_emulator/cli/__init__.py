@@ -210,7 +210,12 @@ def serve(args: argparse.Namespace) -> None:
     from twisted.internet.task import react
 
     from lca_emulator.harness.faults import LinkFaults
-    from lca_emulator.harness.launchers import StubProcessLauncher, application_spec, outside_spec
+    from lca_emulator.harness.launchers import (
+        StubProcessLauncher,
+        application_spec,
+        outside_spec,
+        stub_fork_server,
+    )
     from lca_emulator.harness.relay import RelayingLauncher, Relays
     from lca_emulator.harness.runner import play_requested_event
     from lca_emulator.journal import SERVE_JOURNAL_LIMIT, StatusJournal
@@ -270,10 +275,14 @@ def serve(args: argparse.Namespace) -> None:
         # one clock for the emulator and its stubs, or heartbeats would be misread
         clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
         processes = ProcessLauncher(reactor, clock)
+        forks = stub_fork_server(reactor)
+        forks.start().addErrback(lambda _: None)  # logged; starts meanwhile wait, or spawn
         stubs = StubProcessLauncher(
             processes,
             Path(workdir.name),
+            wall=reactor,
             time_scale=args.time_scale,
+            forks=forks,
         )
         # each application reaches its LCA through a relay, where RequestEvent's link
         # faults act
@@ -322,6 +331,7 @@ def serve(args: argparse.Namespace) -> None:
             log.info("stopping: asking every application to exit")
             d = layer.shutdown()
             d.addBoth(_then(relays.close))
+            d.addBoth(lambda _: forks.stop())
             if live is not None:
                 d.addBoth(live.stop)
             return d

@@ -20,7 +20,8 @@ from typing import Any, cast
 
 from lca_emulator.harness.model import Scenario
 from lca_emulator.harness.runner import RunSettings, ScenarioResult, run_scenario
-from lca_emulator.harness.site import Site
+from lca_emulator.harness.site import RunMode, Site, open_stub_fork_server
+from lca_emulator.lca.forkserver import ForkServer
 
 
 def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -51,14 +52,21 @@ def run_serially(
 
     results: list[ScenarioResult] = []
     current: list[Site] = []
+    shared: list[ForkServer] = []  # one stub fork server for every scenario of the batch
+
+    async def stop_all() -> None:
+        if len(results) < len(scenarios) and current:
+            await current[-1].close()
+        for forks in shared:
+            await forks.stop()
 
     def interrupted() -> Deferred[None] | None:
         """Ctrl-C: stop the applications of the scenario under way (child processes too)."""
-        if len(results) == len(scenarios) or not current:
-            return None
-        return ensureDeferred(current[-1].close())
+        return ensureDeferred(stop_all())
 
     async def main() -> None:
+        if settings.mode is RunMode.PROCESSES:
+            shared.append(await open_stub_fork_server(reactor))
         for index, scenario in enumerate(scenarios):
             result = await run_scenario(
                 scenario,
@@ -67,9 +75,11 @@ def run_serially(
                 time_scale=settings.time_scale,
                 transport=settings.transport,
                 opened=current.append,
+                forks=shared[0] if shared else None,
             )
             results.append(result)
             on_result(index, result)
+        await stop_all()
 
     failures: list[Any] = []
 

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from twisted.internet.defer import Deferred
@@ -30,6 +30,7 @@ from lca_emulator.applications import ApplicationSpec, CommandProgram
 from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.model import OutsideApplication
 from lca_emulator.harness.network import ClosingEndpoint, SiteNetwork, client_endpoint_for
+from lca_emulator.lca.forkserver import ForkServer, ForkSpec
 from lca_emulator.lca.processes import (
     ChildProcess,
     ExitWatch,
@@ -38,6 +39,7 @@ from lca_emulator.lca.processes import (
     ProcessSpec,
 )
 from sipserver_stub.fixture import SipPortState, StubFixture
+from sipserver_stub.forkserver import TARGET as STUB_TARGET
 from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
 from sipserver_stub.stub import SipServerStub
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from lca_emulator.harness.relay import Relays
 
 _SIGKILL = 9
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when there is one: faster
 
 
 def application_spec(fixture: StubFixture) -> ApplicationSpec:
@@ -212,28 +215,59 @@ class InProcessLauncher:
         return InProcessStub(stub, self.clock, occupied, self.network, endpoint)
 
 
-class StubProcessLauncher:
-    """Starts each application as ``python -m sipserver_stub FIXTURE --lca ...``.
+def _stub_environment() -> dict[str, str]:
+    return dict(os.environ, PYTHONUNBUFFERED="1", **{MANAGED_ENV: "1"})
 
-    The fixture (with any option changed since) is written to ``workdir`` first.
+
+def stub_fork_server(reactor: Any) -> ForkServer:
+    """A fork server for stubs (``python -m sipserver_stub.forkserver``), not started yet."""
+    command = ProcessSpec(
+        argv=(sys.executable, "-m", "sipserver_stub.forkserver"), env=_stub_environment()
+    )
+    return ForkServer(reactor, command, name="stub fork server")
+
+
+class StubProcessLauncher:
+    """Starts each application as a stub process: ``sipserver-stub FIXTURE --lca ...``,
+    forked by ``forks`` while it runs, else spawned as ``python -m sipserver_stub``.
+
+    The fixture (with any option changed since) is written to ``workdir`` first.  The
+    stub's ``--epoch`` is the time of the start request on ``wall``: its scenario time
+    and its startup delays count from then, however long it took to come up.
     """
 
-    def __init__(self, processes: ProcessLauncher, workdir: Path, *, time_scale: float = 1.0):
+    def __init__(
+        self,
+        processes: ProcessLauncher,
+        workdir: Path,
+        *,
+        wall: IReactorTime,
+        time_scale: float = 1.0,
+        forks: ForkServer | None = None,
+    ):
         self.processes = processes
         self.workdir = workdir
+        self.wall = wall
         self.time_scale = time_scale
+        self.forks = forks
         self._count = 0
 
     def launch(self, spec: ApplicationSpec, lca: str) -> ChildProcess:
         """Write the fixture and start its stub process (or run a command as it is)."""
+        epoch = self.wall.seconds()
         child = launch_command(self.processes, spec, lca)
         if child is not None:
             return child
         fixture = stub_fixture(spec)
         self._count += 1  # the name is any text; the file name must not be taken from it
         path = self.workdir / f"application-{self._count}.yaml"
-        path.write_text(yaml.safe_dump(fixture.to_document(), sort_keys=False), encoding="utf-8")
-        argv: tuple[str, ...] = (sys.executable, "-m", "sipserver_stub", str(path))
-        argv += ("--lca", lca, "--time-scale", repr(self.time_scale))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **{MANAGED_ENV: "1"})
-        return self.processes.start(spec.name, ProcessSpec(argv=argv, env=env))
+        text = yaml.dump(fixture.to_document(), Dumper=_DUMPER, sort_keys=False)
+        path.write_text(text, encoding="utf-8")
+        args: tuple[str, ...] = (str(path), "--lca", lca, "--time-scale", repr(self.time_scale))
+        args += ("--epoch", repr(epoch))
+        env = _stub_environment()
+        plain = ProcessSpec(argv=(sys.executable, "-m", "sipserver_stub", *args), env=env)
+        if self.forks is None:
+            return self.processes.start(spec.name, plain)
+        fork = ForkSpec(STUB_TARGET, args, plain, env)
+        return self.forks.spawn(spec.name, fork, self.processes)

@@ -17,11 +17,12 @@ from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.loader import event_from_mapping
 from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
 from lca_emulator.harness.network import Transport
-from lca_emulator.harness.site import RunMode, Site, TooManyStepsError
+from lca_emulator.harness.site import RunMode, Site, TooManyStepsError, open_stub_fork_server
 from lca_emulator.harness.verdict import Timeline, Verdict, judge_all
 from lca_emulator.journal import JournalEntry
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ControlError
+from lca_emulator.lca.forkserver import ForkServer
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import SwitchoverRefusedError
 from lca_emulator.sml import parse_sml_options
@@ -101,15 +102,38 @@ async def run_scenario(
     time_scale: float = 1.0,
     transport: Transport = Transport.MEMORY,
     opened: Callable[[Site], object] | None = None,
+    forks: ForkServer | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` once and judge it; ``opened`` hears of the site once it listens
     (so an interrupted run can still stop its applications).
+
+    With stub processes, ``forks`` starts them (a stub fork server that serves, shared
+    by the scenarios of a run); without one, the scenario starts its own first.
 
     :raises ConfigError: it has outside applications and ``mode`` is virtual.
     """
     problem = scenario.wall_clock_error()
     if mode is RunMode.VIRTUAL and problem is not None:
         raise problem
+    own = None
+    if mode is RunMode.PROCESSES and forks is None:
+        forks = own = await open_stub_fork_server(reactor)
+    try:
+        return await _run(scenario, reactor, mode, time_scale, transport, opened, forks)
+    finally:
+        if own is not None:
+            await own.stop()
+
+
+async def _run(
+    scenario: Scenario,
+    reactor: Any,
+    mode: RunMode,
+    time_scale: float,
+    transport: Transport,
+    opened: Callable[[Site], object] | None,
+    forks: ForkServer | None,
+) -> ScenarioResult:
     started = time.monotonic()
     site = Site(
         reactor,
@@ -123,6 +147,7 @@ async def run_scenario(
         scs_options=scenario.scs,
         hosts=scenario.hosts,
         link_faults=any(e.action in _LINK_FAULTS for e in scenario.events),
+        forks=forks,
     )
     errors: list[str] = []
     await site.open()

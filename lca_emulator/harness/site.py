@@ -9,7 +9,8 @@ Three ways to run the same applications:
 ``real-time``
     The same, on the wall clock (scaled by ``time_scale``).
 ``processes``
-    Each stub is a ``sipserver-stub`` child process; wall clock, scaled.
+    Each stub is a ``sipserver-stub`` child process, forked by a stub fork server
+    (:func:`open_stub_fork_server`); wall clock, scaled.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import Logger
 
 from lca_common.clock import ScaledClock
 from lca_common.protocol.messages import ApplicationStatus, ErrorCode, ExecutionMode
@@ -33,6 +36,7 @@ from lca_emulator.harness.launchers import (
     StubProcessLauncher,
     application_spec,
     outside_spec,
+    stub_fork_server,
 )
 from lca_emulator.harness.model import MAX_VIRTUAL_STEPS, HostConfig, LinkCut, OutsideApplication
 from lca_emulator.harness.network import (
@@ -46,10 +50,13 @@ from lca_emulator.harness.traffic import TrafficMonitor
 from lca_emulator.harness.verdict import Timeline
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ApplicationLauncher, ControlError
+from lca_emulator.lca.forkserver import ForkServer, ForkServerError
 from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
+
+log = Logger()
 
 SETTLE_LIMIT = 30.0
 """Wall-clock seconds the loopback traffic may take to settle before a run gives up."""
@@ -76,15 +83,30 @@ YIELD_EVERY = 1000
 Ctrl-C and SIGTERM (an in-memory run otherwise never gives the reactor a turn)."""
 
 
+async def open_stub_fork_server(reactor: Any) -> ForkServer:
+    """A stub fork server, once it serves; if it could not start (logged), one that is
+    gone, so that stubs are spawned as new processes."""
+    forks = stub_fork_server(reactor)
+    try:
+        await forks.start().addTimeout(SETTLE_LIMIT, reactor)
+    except (ForkServerError, defer.TimeoutError) as e:
+        log.error("no stub fork server ({error}): stubs start as new processes", error=e)
+        await forks.stop()
+    return forks
+
+
 class Site:
     """The Management Layer and its applications, listening on loopback port 0.
 
     ``transport`` says what carries a virtual-time run's connections (in memory by
     default, or loopback TCP); wall-clock runs use loopback TCP.  ``link_faults``
     False saves a virtual-time run that plays no ``cut-link`` or ``delay-link`` the
-    wrapper on each connection.  ``launcher``
-    replaces the one the mode implies (tests use fakes).  ``outside`` applications
-    (a command, or external) need a wall-clock mode.
+    wrapper on each connection.  ``launcher`` replaces the one the mode implies
+    (tests use fakes).  ``outside`` applications (a command, or external) need a
+    wall-clock mode.  With stub processes, ``forks``
+    is the stub fork server to start them with (see :func:`open_stub_fork_server`,
+    which takes a moment); without one, the site starts its own when it opens (and
+    stops it when it closes), while its clock runs.
     """
 
     def __init__(
@@ -103,11 +125,15 @@ class Site:
         scs_options: ScsOptions | None = None,
         hosts: Iterable[HostConfig | str] = (),
         link_faults: bool = True,
+        forks: ForkServer | None = None,
     ) -> None:
         self.reactor = reactor
         self.mode = mode
         self.time_scale = time_scale
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.forks = forks
+        self._own_forks = False
+        self._stub_launcher: StubProcessLauncher | None = None
         self.clock: IReactorTime
         self.network: SiteNetwork
         if mode is not RunMode.VIRTUAL:
@@ -157,12 +183,14 @@ class Site:
         self.relays = Relays(self.faults, self.reactor)
         if mode is RunMode.PROCESSES:
             self._workdir = tempfile.TemporaryDirectory(prefix="lca-emulator-")
-            stubs = StubProcessLauncher(
+            self._stub_launcher = StubProcessLauncher(
                 ProcessLauncher(self.reactor, self.clock),
                 Path(self._workdir.name),
+                wall=self.reactor,
                 time_scale=self.time_scale,
+                forks=self.forks,
             )
-            return RelayingLauncher(stubs, self.relays)
+            return RelayingLauncher(self._stub_launcher, self.relays)
         return InProcessLauncher(  # commands run as processes, on the wall clock
             self.network,
             self.clock,
@@ -176,7 +204,12 @@ class Site:
         return self.clock.seconds()
 
     async def open(self) -> None:
-        """Listen on loopback port 0 for applications and management clients."""
+        """Listen on loopback port 0 for applications and management clients (with stub
+        processes and no fork server given, once its own fork server serves)."""
+        if self._stub_launcher is not None and self.forks is None:
+            self.forks = await open_stub_fork_server(self.reactor)
+            self._own_forks = True
+            self._stub_launcher.forks = self.forks
         network = self.network
         hosts = {h.name: network.server_endpoint() for h in self.layer.hosts if h.name is not None}
         ports = await self.layer.listen(network.server_endpoint(), network.server_endpoint(), hosts)
@@ -382,5 +415,7 @@ class Site:
         await d
         if self.relays is not None:
             self.relays.close()
+        if self.forks is not None and self._own_forks:
+            await self.forks.stop().addTimeout(SETTLE_LIMIT, self.reactor)
         if self._workdir is not None:
             self._workdir.cleanup()

@@ -12,12 +12,12 @@ import shutil
 import signal as _signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import (
     IDelayedCall,
-    IProcessTransport,
     IReactorProcess,
     IReactorTime,
 )
@@ -30,7 +30,9 @@ from lca_emulator.applications import CommandProgram
 __all__ = [
     "ChildProcess",
     "ExitWatch",
+    "OutputLines",
     "ProcessExit",
+    "ProcessHandle",
     "ProcessLauncher",
     "ProcessSpec",
     "ProcessStartError",
@@ -113,14 +115,32 @@ class ProcessStartError(Exception):
         self.reason = reason
 
 
+class ProcessHandle(Protocol):
+    """What signals a running process: a Twisted process transport, or a pid."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its process id (None once Twisted has reaped it)."""
+
+    def signalProcess(self, signalID: str | int) -> None:
+        """Send ``SIG<signalID>``; ProcessExitedAlready if it has gone."""
+
+
 class ChildProcess:
-    """One running application process; made by :meth:`ProcessLauncher.start`."""
+    """One running application process; made by :meth:`ProcessLauncher.start` (or by a
+    fork server, ``lca_emulator.lca.forkserver``).
+
+    Signals sent before the process has started (a fork server has not answered yet)
+    are sent once it has.
+    """
 
     def __init__(self, name: str, clock: IReactorTime) -> None:
         self.name = name
-        self.pid = 0
+        self.pid: int | None = None
+        """Its process id; None until it has started (a fork server has not answered)."""
         self._clock = clock
-        self._transport: IProcessTransport | None = None
+        self._handle: ProcessHandle | None = None
+        self._queued: list[str] = []
         self._exit = ExitWatch()
         self._timer: IDelayedCall | None = None
         self._stop_requested = False
@@ -133,7 +153,10 @@ class ChildProcess:
 
     def signal(self, name: str) -> None:
         """Send ``SIG<name>`` ("TERM", "KILL", "INT"); a no-op once the process has ended."""
-        if not self._exit.running or self._transport is None:
+        if not self._exit.running:
+            return
+        if self._handle is None:
+            self._queued.append(name)
             return
         _log.info(
             "{application} | sending SIG{signal} to pid {pid}",
@@ -142,7 +165,7 @@ class ChildProcess:
             pid=self.pid,
         )
         with contextlib.suppress(ProcessExitedAlready):
-            self._transport.signalProcess(name)
+            self._handle.signalProcess(name)
 
     def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
         """Ask the application to exit, then SIGTERM after ``grace`` seconds, then SIGKILL.
@@ -178,9 +201,13 @@ class ChildProcess:
         if self._exit.running:
             self._timer = self._clock.callLater(grace, self.signal, "KILL")
 
-    def _started(self, transport: IProcessTransport) -> None:
-        self._transport = transport
-        self.pid = transport.pid or 0
+    def _started(self, handle: ProcessHandle) -> None:
+        """It runs, as ``handle``: send the signals that waited for it."""
+        self._handle = handle
+        self.pid = handle.pid
+        queued, self._queued = self._queued, []
+        for name in queued:
+            self.signal(name)
 
     def _ended(self, outcome: ProcessExit) -> None:
         if not self._exit.running:
@@ -197,14 +224,15 @@ class ChildProcess:
         self._exit.ended(outcome)
 
 
-class _ChildProtocol(ProcessProtocol):
-    """Splits the child's output into logged lines and reports its end to the ChildProcess."""
+class OutputLines:
+    """Splits a child's output into lines and logs each with the application's name."""
 
-    def __init__(self, child: ChildProcess) -> None:
-        self._child = child
+    def __init__(self, application: str) -> None:
+        self.application = application
         self._partial: dict[int, bytes] = {}
 
-    def childDataReceived(self, child_fd: int, data: bytes) -> None:
+    def received(self, child_fd: int, data: bytes) -> None:
+        """``data`` arrived on the child's ``child_fd`` (1: stdout, 2: stderr)."""
         buffered = self._partial.get(child_fd, b"") + data
         *lines, rest = buffered.split(b"\n")
         while len(rest) > _MAX_LINE_BYTES:
@@ -214,12 +242,37 @@ class _ChildProtocol(ProcessProtocol):
         for line in lines:
             self._emit(child_fd, line)
 
+    def flush(self, child_fd: int | None = None) -> None:
+        """Log the last partial line of ``child_fd`` (of every stream by default)."""
+        for fd in [child_fd] if child_fd is not None else list(self._partial):
+            rest = self._partial.pop(fd, b"")
+            if rest:
+                self._emit(fd, rest)
+
+    def _emit(self, child_fd: int, line: bytes) -> None:
+        _log.info(
+            "{application} | {line}",
+            application=self.application,
+            line=line.rstrip(b"\r").decode("utf-8", errors="replace"),
+            stream=_STREAMS.get(child_fd, str(child_fd)),
+        )
+
+
+class _ChildProtocol(ProcessProtocol):
+    """Logs the child's output line by line and reports its end to the ChildProcess."""
+
+    def __init__(self, child: ChildProcess) -> None:
+        self._child = child
+        self._lines = OutputLines(child.name)
+
+    def childDataReceived(self, child_fd: int, data: bytes) -> None:
+        self._lines.received(child_fd, data)
+
     def childConnectionLost(self, child_fd: int) -> None:
-        self._flush(child_fd)
+        self._lines.flush(child_fd)
 
     def processEnded(self, reason: Failure) -> None:
-        for child_fd in list(self._partial):
-            self._flush(child_fd)
+        self._lines.flush()
         value = reason.value
         self._child._ended(
             ProcessExit(
@@ -228,33 +281,34 @@ class _ChildProtocol(ProcessProtocol):
             )
         )
 
-    def _flush(self, child_fd: int) -> None:
-        rest = self._partial.pop(child_fd, b"")
-        if rest:
-            self._emit(child_fd, rest)
-
-    def _emit(self, child_fd: int, line: bytes) -> None:
-        _log.info(
-            "{application} | {line}",
-            application=self._child.name,
-            line=line.rstrip(b"\r").decode("utf-8", errors="replace"),
-            stream=_STREAMS.get(child_fd, str(child_fd)),
-        )
-
 
 class ProcessLauncher:
     """Starts applications as child processes."""
 
     def __init__(self, reactor: IReactorProcess, clock: IReactorTime) -> None:
         self._reactor = reactor
-        self._clock = clock
+        self.clock = clock
+        """The clock of its processes' grace periods."""
 
-    def start(self, name: str, spec: ProcessSpec) -> ChildProcess:
-        """Spawn ``spec`` for application ``name``; raise ProcessStartError if it cannot run."""
+    def start(
+        self,
+        name: str,
+        spec: ProcessSpec,
+        *,
+        child: ChildProcess | None = None,
+        inherit: Mapping[int, int] | None = None,
+    ) -> ChildProcess:
+        """Spawn ``spec`` for application ``name``; raise ProcessStartError if it cannot run.
+
+        ``child``: the ChildProcess to run it as (one made before it could start, such
+        as a fork server's request that never got an answer); a new one by default.
+        ``inherit``: more descriptors for the child, as {its fd: our fd}.
+        """
         if not spec.argv:
             raise ProcessStartError(name, "empty command line")
         executable = _find_executable(name, spec)
-        child = ChildProcess(name, self._clock)
+        child = child if child is not None else ChildProcess(name, self.clock)
+        fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r", **(inherit or {})}
         try:
             transport = self._reactor.spawnProcess(
                 _ChildProtocol(child),
@@ -262,7 +316,7 @@ class ProcessLauncher:
                 args=spec.argv,
                 env=dict(spec.env) if spec.env is not None else None,
                 path=spec.cwd,
-                childFDs={0: "w", 1: "r", 2: "r"},
+                childFDs=fds,
             )
         except OSError as error:
             raise ProcessStartError(name, f"{executable}: {error.strerror or error}") from error

@@ -1,0 +1,84 @@
+"""``python -m sipserver_stub.forkserver --control-fd N``: starts stubs in a fraction of a
+Python start (``lca_common.forkserver``).
+
+It imports what a stub's start needs (Twisted, the stub, PyYAML) but installs no
+reactor.  Its spares (children forked ahead, see :func:`warm`) and the children it
+forks install their own, in :func:`warm` or in ``sipserver_stub.cli.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import socket
+import sys
+from collections.abc import Sequence
+
+from lca_common.forkserver import serve
+
+TARGET = "sipserver-stub"
+"""The name a spawn request gives to start a stub (``sipserver_stub.cli.main``)."""
+
+PRELOAD = (
+    "sipserver_stub.cli",
+    "sipserver_stub.fixture",
+    "sipserver_stub.sip_port",
+    "sipserver_stub.stub",
+    "lca_common.clock",
+    "lca_common.yamlsource",
+    "twisted.internet.epollreactor" if sys.platform.startswith("linux") else "",
+    "twisted.internet.selectreactor",
+    "twisted.internet.endpoints",
+    "twisted.internet.task",
+    "twisted.logger",
+    "twisted.application.internet",
+    "ctypes",
+)
+"""What a stub's start imports (``sipserver_stub.cli.main`` imports most of it only
+once its arguments are read); none of it installs a reactor."""
+
+
+WARM_FIXTURE = """\
+application: WARM
+mode: backup
+sip-port: 0
+options: {TServer: {backup-init-check: true}}
+components: {t-controller: {result: ok, after: 1}}
+"""
+
+
+def warm() -> None:
+    """In a spare, before it is asked for: do what every stub's start does first (read a
+    command line and a fixture, install the reactor, parse an endpoint), so that the
+    pages it touches are its own already and the start itself is short.  A spare never
+    forks, so installing a reactor here is safe."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
+
+    from lca_common.yamlsource import parse_yaml
+    from sipserver_stub import cli
+    from sipserver_stub.fixture import fixture_from_node
+
+    cli.parser().parse_args(["f.yaml", "--lca", "tcp:127.0.0.1:1", "--time-scale", "0.5"])
+    fixture_from_node(parse_yaml(WARM_FIXTURE)).tserver_options()
+    clientFromString(reactor, "tcp:127.0.0.1:1")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve spawn requests on the inherited control socket until it closes."""
+    p = argparse.ArgumentParser(prog="python -m sipserver_stub.forkserver")
+    p.add_argument("--control-fd", type=int, required=True, metavar="N")
+    p.add_argument(
+        "--spares", type=int, default=2, metavar="N", help="stubs forked ahead (default: 2)"
+    )
+    args = p.parse_args(argv)
+    for name in filter(None, PRELOAD):
+        importlib.import_module(name)
+    from sipserver_stub import cli
+
+    control = socket.socket(fileno=args.control_fd)
+    raise SystemExit(serve(control, {TARGET: cli.main}, warm=warm, spares=args.spares))
+
+
+if __name__ == "__main__":
+    main()

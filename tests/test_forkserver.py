@@ -1,0 +1,480 @@
+"""The fork server: its wire format, then real fork servers on the real reactor (started,
+exit codes, output, signals, graceful stop of a real stub, and what happens when the
+fork server dies).
+
+Test programs are in tests/forktargets.py.  Every wait is bounded; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from reactortest import reactor_test
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+
+from lca_common.forkserver import (
+    Exited,
+    Failed,
+    Ready,
+    Reply,
+    SpawnRequest,
+    Started,
+    decode_reply,
+    encode_reply,
+    serve,
+)
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.harness.launchers import (
+    StubProcessLauncher,
+    application_spec,
+    stub_fork_server,
+)
+from lca_emulator.layer import ManagementLayer
+from lca_emulator.lca.forkserver import ForkServer, ForkServerError, ForkSpec
+from lca_emulator.lca.processes import ChildProcess, ProcessExit, ProcessLauncher, ProcessSpec
+from lca_emulator.registry import RecordChange
+from sipserver_stub.fixture import StubFixture
+
+WAIT_LIMIT = 20.0
+"""Wall-clock bound on any wait, so a broken test fails instead of hanging."""
+
+TESTS = Path(__file__).resolve().parent
+SERVER = ProcessSpec(
+    argv=(
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import forktargets; forktargets.main()",
+    ),
+    env=dict(os.environ, PYTHONUNBUFFERED="1"),
+)
+"""A fork server serving tests/forktargets.py."""
+
+EXIT_5 = ProcessSpec(argv=(sys.executable, "-c", "raise SystemExit(5)"))
+"""The plain start every test spec falls back to: a new process exiting with 5."""
+
+
+# -- the wire format -------------------------------------------------------------------
+
+
+def test_spawn_request_round_trip() -> None:
+    """A spawn request is one JSON line, and reads back the same."""
+    request = SpawnRequest(7, "sipserver-stub", ("a", "--b"), {"X": "1"}, "/tmp")
+    line = request.encode()
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert json.loads(line) == {
+        "spawn": 7,
+        "target": "sipserver-stub",
+        "args": ["a", "--b"],
+        "env": {"X": "1"},
+        "cwd": "/tmp",
+    }
+    assert SpawnRequest.decode(line.rstrip(b"\n")) == request
+
+
+@pytest.mark.parametrize(
+    "reply", [Ready(10), Started(1, 4711), Failed(2, "fork: no memory"), Exited(3, 0, None)]
+)
+def test_reply_round_trip(reply: Reply) -> None:
+    """Every reply is one JSON line and reads back the same."""
+    line = encode_reply(reply)
+    assert line.count(b"\n") == 1
+    assert decode_reply(line) == reply
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"not json",
+        b"[1]",
+        b'{"started": "1", "pid": 2}',
+        b'{"exited": 1, "code": "0", "signal": null}',
+        b'{"hello": 1}',
+        b'{"spawn": true, "target": "x", "args": [], "env": {}}',
+    ],
+)
+def test_bad_lines_are_errors(line: bytes) -> None:
+    """A line that is not a reply (or not a request) is a ValueError."""
+    with pytest.raises(ValueError):  # noqa: PT011  (the message varies with the line)
+        decode_reply(line)
+    with pytest.raises(ValueError):  # noqa: PT011
+        SpawnRequest.decode(line)
+
+
+def test_never_forks_where_a_reactor_is_installed(capsys: pytest.CaptureFixture[str]) -> None:
+    """serve() refuses (exit code 2) in a process with a reactor, such as this one."""
+    from twisted.internet import reactor  # noqa: F401  (pytest-twisted's, installed)
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        assert serve(theirs, {}) == 2
+        ours.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            ours.recv(100)  # it said nothing, not even ready
+    assert "refusing to fork" in capsys.readouterr().err
+
+
+# -- real fork servers ---------------------------------------------------------------------
+
+
+class LogWatcher:
+    """Collects twisted.logger events; can wait for an application's output line."""
+
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+        self._waiting: list[tuple[str, str, Deferred[None]]] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        self.events.append(event)
+        for waiting in list(self._waiting):
+            application, line, seen = waiting
+            if event.get("application") == application and event.get("line") == line:
+                self._waiting.remove(waiting)
+                seen.callback(None)
+
+    def lines(self, application: str) -> list[tuple[str, str]]:
+        """(stream, line) of every output line of ``application``, in order."""
+        return [
+            (str(e["stream"]), str(e["line"]))
+            for e in self.events
+            if e.get("application") == application and "line" in e
+        ]
+
+    def texts(self) -> list[str]:
+        return [formatEvent(e) for e in self.events]
+
+    def wait_for_line(self, application: str, line: str) -> Deferred[None]:
+        seen: Deferred[None] = Deferred()
+        if line in [text for _, text in self.lines(application)]:
+            seen.callback(None)
+        else:
+            self._waiting.append((application, line, seen))
+        return seen
+
+
+@pytest.fixture
+def logs() -> Iterator[LogWatcher]:
+    watcher = LogWatcher()
+    observer = cast(ILogObserver, watcher)
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield watcher
+    finally:
+        globalLogPublisher.removeObserver(observer)
+
+
+@dataclass
+class Forks:
+    """A fork server under test and what it started."""
+
+    reactor: Any
+    server: ForkServer
+    processes: ProcessLauncher
+    children: list[ChildProcess] = field(default_factory=list)
+
+    @property
+    def clock(self) -> IReactorTime:
+        return cast(IReactorTime, self.reactor)
+
+    def spawn(self, name: str, target: str, *args: str, **env: str) -> ChildProcess:
+        spec = ForkSpec(target, args, EXIT_5, env=dict(os.environ, **env))
+        child = self.server.spawn(name, spec, self.processes)
+        self.children.append(child)
+        return child
+
+    async def ended(self, child: ChildProcess) -> ProcessExit:
+        return await child.exited.addTimeout(WAIT_LIMIT, self.clock)
+
+    async def until(self, holds: Any) -> None:
+        """Poll ``holds()`` every 10 ms (a bounded wait on another process's state)."""
+        for _ in range(int(WAIT_LIMIT / 0.01)):
+            if holds():
+                return
+            await deferLater(self.reactor, 0.01)
+        raise AssertionError("not reached in time")
+
+
+@asynccontextmanager
+async def fork_server(command: ProcessSpec = SERVER, *, ready: bool = True) -> AsyncIterator[Forks]:
+    """A started fork server; whatever it started is killed at the end, then it stops."""
+    from twisted.internet import reactor
+
+    server = ForkServer(reactor, command)
+    forks = Forks(reactor, server, ProcessLauncher(reactor, reactor))
+    started = server.start()
+    started.addErrback(lambda _: None) if not ready else None
+    if ready:
+        await started.addTimeout(WAIT_LIMIT, reactor)
+    try:
+        yield forks
+    finally:
+        for child in forks.children:
+            await child.kill().addTimeout(WAIT_LIMIT, reactor)
+        await server.stop().addTimeout(WAIT_LIMIT, reactor)
+
+
+def state_of(pid: int) -> str:
+    """The process state letter in /proc (``S`` sleeping, ``T`` stopped, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@reactor_test
+async def test_forked_child_reports_its_exit_code(logs: LogWatcher) -> None:
+    """A forked child runs the target and its exit code comes back; its pid is its own."""
+    async with fork_server() as forks:
+        child = forks.spawn("exiter", "exit", "3")
+        assert await forks.ended(child) == ProcessExit(code=3, signal=None)
+        assert forks.server.process is not None
+        assert child.pid not in (None, os.getpid(), forks.server.process.pid)
+        assert any("forked by the fork server" in text for text in logs.texts())
+
+
+@reactor_test
+async def test_exit_codes_as_the_interpreter_gives_them(logs: LogWatcher) -> None:
+    """A return is 0; SystemExit("message") is 1 with the message; an exception is 1 with
+    its traceback on stderr."""
+    async with fork_server() as forks:
+        ok, complain, fail = (forks.spawn(n, n) for n in ("show", "complain", "fail"))
+        assert await forks.ended(ok) == ProcessExit(code=0, signal=None)
+        assert await forks.ended(complain) == ProcessExit(code=1, signal=None)
+        assert await forks.ended(fail) == ProcessExit(code=1, signal=None)
+    assert ("stderr", "bad input") in logs.lines("complain")
+    assert ("stderr", "RuntimeError: boom") in logs.lines("fail")
+
+
+@reactor_test
+async def test_output_is_logged_line_by_line(logs: LogWatcher) -> None:
+    """stdout and stderr lines are logged under the application's name (each stream in
+    order; two streams have no order between them), all before its end."""
+    async with fork_server() as forks:
+        child = forks.spawn("talker", "say", "hello", "err:oops", "bye")
+        await forks.ended(child)
+        lines = logs.lines("talker")
+        assert [line for stream, line in lines if stream == "stdout"] == ["hello", "bye"]
+        assert [line for stream, line in lines if stream == "stderr"] == ["err:oops"]
+
+
+@reactor_test
+async def test_arguments_environment_and_directory_reach_the_child(
+    logs: LogWatcher, tmp_path: Path
+) -> None:
+    """The child runs with the request's environment (only), directory and argv."""
+    async with fork_server() as forks:
+        spec = ForkSpec("show", ("x", "y"), EXIT_5, env={"PROBE": "42"}, cwd=str(tmp_path))
+        child = forks.server.spawn("shower", spec, forks.processes)
+        assert await forks.ended(child) == ProcessExit(code=0, signal=None)
+    assert [line for _, line in logs.lines("shower")] == [
+        "PROBE=42",
+        f"cwd={tmp_path}",
+        "argv=['show', 'x', 'y']",
+    ]
+
+
+@reactor_test
+async def test_kill(logs: LogWatcher) -> None:
+    """kill() ends a forked child with SIGKILL."""
+    async with fork_server() as forks:
+        child = forks.spawn("waiter", "wait")
+        await logs.wait_for_line("waiter", "ready").addTimeout(WAIT_LIMIT, forks.clock)
+        assert await child.kill().addTimeout(WAIT_LIMIT, forks.clock) == ProcessExit(None, 9)
+
+
+@reactor_test
+async def test_hang_then_kill(logs: LogWatcher) -> None:
+    """hang() stops a forked child (SIGSTOP: it stays, stopped); kill() still ends it."""
+    async with fork_server() as forks:
+        child = forks.spawn("hanger", "wait")
+        await logs.wait_for_line("hanger", "ready").addTimeout(WAIT_LIMIT, forks.clock)
+        await forks.until(lambda: child.pid is not None)  # its output may come before
+        assert child.pid is not None
+        pid = child.pid
+        child.hang()
+        await forks.until(lambda: state_of(pid) == "T")
+        assert child.running
+        assert await child.kill().addTimeout(WAIT_LIMIT, forks.clock) == ProcessExit(None, 9)
+
+
+@pytest.mark.parametrize(
+    ("args", "outcome"),
+    [
+        ((), ProcessExit(None, signal.SIGTERM)),
+        (("ignore-term",), ProcessExit(None, signal.SIGKILL)),
+    ],
+    ids=["term", "term-ignored-then-kill"],
+)
+@reactor_test
+async def test_stop_signals_by_pid(
+    logs: LogWatcher, args: tuple[str, ...], outcome: ProcessExit
+) -> None:
+    """stop() that cannot ask sends SIGTERM, and SIGKILL after the grace if that is ignored."""
+    async with fork_server() as forks:
+        child = forks.spawn("stubborn", "wait", *args)
+        await logs.wait_for_line("stubborn", "ready").addTimeout(WAIT_LIMIT, forks.clock)
+        stopped = child.stop(0.2, lambda: False)
+        assert await stopped.addTimeout(WAIT_LIMIT, forks.clock) == outcome
+
+
+@reactor_test
+async def test_signals_before_the_answer_are_sent_once_it_runs() -> None:
+    """A kill asked before the fork server has answered is carried out once it has."""
+    async with fork_server() as forks:
+        child = forks.spawn("early", "wait")
+        assert child.pid is None
+        killed = child.kill()
+        assert await killed.addTimeout(WAIT_LIMIT, forks.clock) == ProcessExit(None, 9)
+        assert child.pid is not None
+
+
+def children_of(parent: int) -> list[int]:
+    """The live child processes of ``parent`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@reactor_test
+async def test_spares_wait_ahead_and_are_replaced() -> None:
+    """The server keeps two spares forked ahead; a start takes one (its pid is the spare's),
+    and it is replaced once the starts stop; spares that died are not used."""
+    async with fork_server() as forks:
+        assert forks.server.process is not None
+        server = forks.server.process.pid
+        assert server is not None
+        await forks.until(lambda: len(children_of(server)) == 2)
+        spares = set(children_of(server))
+        child = forks.spawn("first", "wait")
+        await forks.until(lambda: child.pid is not None)
+        assert child.pid in spares
+        await forks.until(lambda: len(set(children_of(server)) - {child.pid}) == 2)
+        await child.kill().addTimeout(WAIT_LIMIT, forks.clock)
+        killed = children_of(server)
+        for spare in killed:
+            os.kill(spare, signal.SIGKILL)
+        await forks.until(lambda: not [pid for pid in killed if Path(f"/proc/{pid}").exists()])
+        forked = forks.spawn("forked", "exit", "3")
+        assert await forks.ended(forked) == ProcessExit(code=3, signal=None)
+
+
+@reactor_test
+async def test_stop_ends_the_fork_server() -> None:
+    """stop() closes the control socket: the fork server exits with code 0."""
+    async with fork_server() as forks:
+        process = forks.server.process
+        assert process is not None
+        await forks.server.stop().addTimeout(WAIT_LIMIT, forks.clock)
+        assert await process.exited == ProcessExit(code=0, signal=None)
+        assert not forks.server.serving
+
+
+@reactor_test
+async def test_dead_fork_server_falls_back_to_new_processes(logs: LogWatcher) -> None:
+    """Once the fork server is gone (SIGKILL), starts are spawned as new processes, logged."""
+    async with fork_server() as forks:
+        process = forks.server.process
+        assert process is not None
+        process.kill()
+        await process.exited.addTimeout(WAIT_LIMIT, forks.clock)
+        assert not forks.server.serving
+        child = forks.spawn("late", "exit", "3")
+        assert await forks.ended(child) == ProcessExit(code=5, signal=None)  # the fallback's
+    texts = logs.texts()
+    assert any("gone" in text for text in texts)
+    assert any(
+        "late | the fork server is not running: starting it as a new process" in t for t in texts
+    )
+
+
+@reactor_test
+async def test_starts_asked_of_a_server_that_dies_first_are_spawned(logs: LogWatcher) -> None:
+    """A fork server that exits before serving: its start fails, and the starts asked of it
+    meanwhile run as new processes."""
+    broken = ProcessSpec(argv=(sys.executable, "-c", "raise SystemExit(1)"))
+    async with fork_server(broken, ready=False) as forks:
+        child = forks.spawn("pending", "exit", "3")
+        assert await forks.ended(child) == ProcessExit(code=5, signal=None)
+        with pytest.raises(ForkServerError):
+            await forks.server.ready()
+    assert any("pending | starting it as a new process" in text for text in logs.texts())
+
+
+@reactor_test
+async def test_children_end_with_their_fork_server(logs: LogWatcher) -> None:
+    """Killing the fork server ends its children (PDEATHSIG), and their ends are reported."""
+    async with fork_server() as forks:
+        child = forks.spawn("orphan", "wait")
+        await logs.wait_for_line("orphan", "ready").addTimeout(WAIT_LIMIT, forks.clock)
+        await forks.until(lambda: child.pid is not None)  # its output may come before
+        assert forks.server.process is not None
+        forks.server.process.kill()
+        assert await forks.ended(child) == ProcessExit(code=None, signal=None)
+        assert child.pid is not None
+        pid = child.pid
+        await forks.until(lambda: not Path(f"/proc/{pid}").exists() or state_of(pid) == "Z")
+
+
+@reactor_test
+async def test_a_start_unanswered_when_the_server_dies_ends_with_it(logs: LogWatcher) -> None:
+    """A start asked of a server that served, which dies before answering, may have been
+    forked: it ends with the server (status unknown) and is not started a second time."""
+    async with fork_server() as forks:
+        assert forks.server.process is not None
+        child = forks.spawn("unanswered", "wait")
+        forks.server.process.kill()
+        assert await forks.ended(child) == ProcessExit(code=None, signal=None)
+    assert not any("unanswered | starting it as a new process" in t for t in logs.texts())
+
+
+@reactor_test
+async def test_forked_stub_registers_and_stops_gracefully(tmp_path: Path) -> None:
+    """A stub forked by the stub fork server registers with its own pid, reports RUNNING,
+    and exits with code 0 when the LCA asks it to (EXITING), without signals."""
+    from twisted.internet import reactor
+
+    fixture = StubFixture("SIPS_F", mode=ExecutionMode.PRIMARY, sip_port=0)
+    processes = ProcessLauncher(reactor, reactor)
+    forks = stub_fork_server(reactor)
+    await forks.start().addTimeout(WAIT_LIMIT, reactor)
+    launcher = StubProcessLauncher(processes, tmp_path, wall=reactor, forks=forks, time_scale=0.1)
+    layer = ManagementLayer(reactor, applications=[application_spec(fixture)], launcher=launcher)
+    server = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+    await layer.listen(server, TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"))
+    running: Deferred[None] = Deferred()
+
+    def changed(change: RecordChange) -> None:
+        if change.after.status is ApplicationStatus.RUNNING and not running.called:
+            running.callback(None)
+
+    layer.registry.changes.subscribe(changed)
+    try:
+        layer.control.start("SIPS_F")
+        await running.addTimeout(WAIT_LIMIT, reactor)
+        record = layer.registry.get("SIPS_F")
+        assert record is not None
+        assert record.pid is not None
+        assert record.pid != os.getpid()
+        outcome = await layer.control.stop("SIPS_F").addTimeout(WAIT_LIMIT, reactor)
+        assert outcome == ProcessExit(code=0, signal=None)
+    finally:
+        await layer.shutdown().addTimeout(WAIT_LIMIT, reactor)
+        await forks.stop().addTimeout(WAIT_LIMIT, reactor)
