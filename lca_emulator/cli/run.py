@@ -24,7 +24,7 @@ from lca_emulator.harness.discovery import discover_scenarios
 from lca_emulator.harness.loader import load_scenario
 from lca_emulator.harness.model import Expectation, Scenario
 from lca_emulator.harness.network import Transport
-from lca_emulator.harness.runner import RunSettings, ScenarioResult, tolerance
+from lca_emulator.harness.runner import RunSettings, ScenarioResult
 from lca_emulator.harness.site import RunMode
 from lca_emulator.web.report import check_writable, write_report
 
@@ -374,6 +374,7 @@ def results_document(
     settings = settings if settings is not None else RunSettings()
     return {
         "passed": all(r.passed for r in results),
+        **settings.tolerance.to_json(),
         "summary": {
             "scenarios": len(results),
             "passed": sum(r.passed for r in results),
@@ -399,7 +400,7 @@ def _scenario_document(
             "transport": settings.transport.value if virtual else Transport.TCP.value,
             "time_scale": None if virtual else settings.time_scale,
         },
-        "tolerance": tolerance(result.mode, settings.time_scale),
+        **result.tolerance.to_json(),
         "errors": list(result.errors),
         "notes": list(result.notes),
         "expectations": [

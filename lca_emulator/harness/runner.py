@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from lca_common.protocol.messages import ErrorCode
-from lca_common.yamlsource import ConfigError
+from lca_common.yamlsource import ConfigError, format_number
 from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.loader import event_from_mapping
 from lca_emulator.harness.model import EventAction, Scenario, ScenarioEvent
@@ -29,19 +29,53 @@ from lca_emulator.sml import parse_sml_options
 
 log = Logger()
 
-REAL_TIME_SLACK = 2.0
-"""Wall-clock seconds a time may be off by in a real-time run (process start-up,
-scheduling); added to one scenario second, see :func:`tolerance`."""
+LATE_SLACK = 0.095
+"""Wall-clock seconds an observed time may be late by in a wall-clock run.
+
+Every clock of a run counts from the same instant (a stub process's from its start
+request: ``--epoch``), so what is left is latency, and latency only makes times late:
+a stub's start (forked by the stub fork server) and registration, a report's way to
+the LCA, timers and scheduling on a busy machine.  ``LATE_SLACK + EARLY_SLACK`` is
+0.1 s: at x0.1 a time one scenario second off fails either way as long as nothing is
+delayed by more than this.  Measured with ``bench/bench_timing.py``
+(docs/architecture.md, "Wall-clock runs: one time origin").
+"""
+
+EARLY_SLACK = 0.005
+"""Wall-clock seconds an observed time may be early by: nothing is observed before it
+happens, so this only absorbs rounding."""
 
 
 _LINK_FAULTS = frozenset({EventAction.CUT_LINK, EventAction.DELAY_LINK})
 
 
-def tolerance(mode: RunMode, time_scale: float) -> float:
-    """How far, in scenario seconds, an observed time may be from an expected one."""
+@dataclass(frozen=True)
+class Tolerance:
+    """How far (scenario seconds) an observed time may be from an expected one: up to
+    ``late`` after it, ``early`` before it.  Both 0 in virtual time."""
+
+    late: float = 0.0
+    early: float = 0.0
+
+    def describe(self) -> str:
+        """For the run's header: ``times within -0.05/+0.95 s`` (``times exact``)."""
+        if not (self.late or self.early):
+            return "times exact"
+        late, early = (format_number(round(t, 3)) for t in (self.late, self.early))
+        return f"times within -{early}/+{late} s"
+
+    def to_json(self) -> dict[str, float]:
+        """For ``--json``: ``{"tolerance": 0.95, "tolerance_early": 0.05}`` (how late a
+        time may be is the ``tolerance`` it has always been)."""
+        return {"tolerance": round(self.late, 6), "tolerance_early": round(self.early, 6)}
+
+
+def tolerance(mode: RunMode, time_scale: float) -> Tolerance:
+    """How far observed times may be from expected ones in a run: exact in virtual time,
+    else :data:`LATE_SLACK` / :data:`EARLY_SLACK` of wall clock in scenario seconds."""
     if mode is RunMode.VIRTUAL:
-        return 0.0
-    return 1.0 + REAL_TIME_SLACK / time_scale
+        return Tolerance()
+    return Tolerance(late=LATE_SLACK / time_scale, early=EARLY_SLACK / time_scale)
 
 
 @dataclass(frozen=True)
@@ -59,6 +93,8 @@ class ScenarioResult:
     golden: tuple[str, ...] = ()
     """How the journal differs from its golden journal (``--golden``); () when it does not."""
     """What the stubs' servers would log about their options (a typo is ignored there)."""
+    tolerance: Tolerance = Tolerance()
+    """How far observed times could be from expected ones."""
 
     @property
     def journal(self) -> tuple[JournalEntry, ...]:
@@ -85,13 +121,19 @@ class RunSettings:
     time_scale: float = 1.0
     transport: Transport = Transport.MEMORY
 
+    @property
+    def tolerance(self) -> Tolerance:
+        """How far observed times may be from expected ones."""
+        return tolerance(self.mode, self.time_scale)
+
     def describe(self) -> str:
-        """For the run's header: ``virtual time, in memory, stubs in-process``."""
+        """For the run's header: ``virtual time, in memory, stubs in-process``, or
+        ``wall clock x0.1, stubs as processes, times within -0.05/+0.95 s``."""
         if self.mode is RunMode.VIRTUAL:
             where = "in memory" if self.transport is Transport.MEMORY else "loopback TCP"
             return f"virtual time, {where}, stubs in-process"
         how = "stubs as processes" if self.mode is RunMode.PROCESSES else "stubs in-process"
-        return f"wall clock x{self.time_scale:g}, {how}"
+        return f"wall clock x{self.time_scale:g}, {how}, {self.tolerance.describe()}"
 
 
 async def run_scenario(
@@ -168,8 +210,9 @@ async def _run(
     finally:
         await site.close()
     timeline = Timeline(journal)
+    allowed = tolerance(mode, time_scale)
     verdicts = judge_all(
-        scenario.expectations, timeline, final, tolerance=tolerance(mode, time_scale)
+        scenario.expectations, timeline, final, tolerance=allowed.late, early=allowed.early
     )
     notes = tuple(
         f"{app.application}: {problem}"
@@ -187,6 +230,7 @@ async def _run(
         tuple(errors),
         wall_seconds=time.monotonic() - started,
         notes=notes,
+        tolerance=allowed,
     )
 
 

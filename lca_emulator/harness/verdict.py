@@ -103,10 +103,13 @@ def judge(
     final: dict[str, ApplicationRecord],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
+    early: float | None = None,
 ) -> Verdict:
     """Judge one expectation against a run's timeline and its final records (an expectation
-    marked ``miss`` holds when the judgement fails)."""
-    verdict = _judge(expectation, timeline, final, tolerance)
+    marked ``miss`` holds when the judgement fails).  A time may be up to ``tolerance``
+    late, or ``early`` (default: ``tolerance``) early."""
+    early = tolerance if early is None else early
+    verdict = _judge(expectation, timeline, final, tolerance, early)
     if expectation.miss:
         return Verdict(expectation, not verdict.passed, verdict.observed)
     return verdict
@@ -117,9 +120,10 @@ def _judge(
     timeline: Timeline,
     final: dict[str, ApplicationRecord],
     tolerance: float,
+    early: float,
 ) -> Verdict:
     if expectation.event is not None:
-        return _judge_events(expectation, expectation.event, timeline, tolerance)
+        return _judge_events(expectation, expectation.event, timeline, tolerance, early)
     app = expectation.application
     is_mode = expectation.mode is not None
     wanted: str = (expectation.mode or expectation.status or ApplicationStatus.UNKNOWN).value
@@ -139,18 +143,23 @@ def _judge(
         if not entered:
             return Verdict(expectation, True, f"never {wanted}")
         return Verdict(expectation, False, f"{wanted} at t={_time(entered[0].time)}")
-    return _judge_times(expectation, wanted, [c.time for c in entered], tolerance, timeline)
+    times = [c.time for c in entered]
+    return _judge_times(expectation, wanted, times, tolerance, early, timeline)
 
 
 def _judge_events(
-    expectation: Expectation, event: JournalEvent, timeline: Timeline, tolerance: float
+    expectation: Expectation,
+    event: JournalEvent,
+    timeline: Timeline,
+    tolerance: float,
+    early: float,
 ) -> Verdict:
     """A journal event (such as ``switchover-refused``) happened as expected, or never did."""
     seen = [c.time for c in timeline.occurrences(expectation.application, event)]
     if expectation.kind is ExpectationKind.NEVER:
         observed = f"{event.value} at {_times(seen)}" if seen else f"no {event.value}"
         return Verdict(expectation, not seen, observed)
-    return _judge_times(expectation, event.value, seen, tolerance, None)
+    return _judge_times(expectation, event.value, seen, tolerance, early, None)
 
 
 def _judge_times(
@@ -158,6 +167,7 @@ def _judge_times(
     wanted: str,
     times: list[float],
     tolerance: float,
+    early: float,
     timeline: Timeline | None,
 ) -> Verdict:
     """A timed expectation against every time ``wanted`` was seen (in order)."""
@@ -166,7 +176,7 @@ def _judge_times(
         return Verdict(expectation, False, f"no {wanted}{context}")
     kind, first = expectation.kind, times[0]
     assert expectation.time is not None
-    earliest = expectation.time - tolerance
+    earliest = expectation.time - early
     latest = expectation.time + tolerance
     if kind is ExpectationKind.AT:
         hits = [t for t in times if earliest <= t <= latest]
@@ -196,6 +206,7 @@ def judge_all(
     final: dict[str, ApplicationRecord],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
+    early: float | None = None,
 ) -> list[Verdict]:
     """Judge every expectation (all of them, so a report shows every miss)."""
-    return [judge(e, timeline, final, tolerance=tolerance) for e in expectations]
+    return [judge(e, timeline, final, tolerance=tolerance, early=early) for e in expectations]

@@ -1,0 +1,116 @@
+"""Times judged on the wall clock at x0.1, with stub processes: a time one scenario second
+off fails, the right one passes (the stated tolerance, not a slack of seconds).
+
+Each stub counts its startup from the start request (``--epoch``), so its timeout ends
+when the scenario says, however long its process took to come up.  Only times after
+start-up are judged here: they are late by a report's way to the LCA, a few wall-clock
+milliseconds even on a busy machine (``bench/bench_timing.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reactortest import reactor_test
+
+from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.harness.loader import load_scenario
+from lca_emulator.harness.model import Expectation, ExpectationKind
+from lca_emulator.harness.runner import RunSettings, Tolerance, run_scenario, tolerance
+from lca_emulator.harness.site import RunMode
+from lca_emulator.harness.verdict import Timeline, judge
+from lca_emulator.journal import JournalEntry, JournalEvent
+
+TIME_SCALE = 0.1
+
+SCENARIO = """\
+name: timeouts judged on the wall clock
+duration: 18
+applications:
+  - application: SIPS_B
+    mode: backup
+    sip-port: 0
+    options: {TServer: {backup-init-check: true, backup-init-check-timeout: 15}}
+    components: {operational-info: hang}
+  - application: SIPS_LATE
+    mode: backup
+    sip-port: 0
+    options: {TServer: {backup-init-check: true, backup-init-check-timeout: 16}}
+    components: {operational-info: hang}
+expect:
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, at: 15}
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, within: 15}
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, at: 16}
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, at: 14}
+  - {application: SIPS_B, status: SERVICE_UNAVAILABLE, within: 14}
+  - {application: SIPS_LATE, status: SERVICE_UNAVAILABLE, at: 15}
+  - {application: SIPS_LATE, status: SERVICE_UNAVAILABLE, within: 15}
+  - {application: SIPS_LATE, status: SERVICE_UNAVAILABLE, at: 16}
+"""
+
+HOLDS = [True, True, False, False, False, False, False, True]
+"""Which expectations hold: the right times only; one second off either way fails, and
+so does a timeout one second late (SIPS_LATE)."""
+
+
+def test_the_tolerance_at_x0_1_is_under_a_scenario_second() -> None:
+    """At x0.1 a wall-clock run accepts less than a scenario second either way, and the
+    two sides together make one second: one second off fails whichever way."""
+    allowed = tolerance(RunMode.PROCESSES, TIME_SCALE)
+    assert allowed == tolerance(RunMode.REAL_TIME, TIME_SCALE)
+    assert 0 < allowed.early < allowed.late < 1.0
+    assert allowed.late + allowed.early == pytest.approx(1.0)
+    assert tolerance(RunMode.VIRTUAL, TIME_SCALE) == Tolerance()
+
+
+def test_the_tolerance_is_stated() -> None:
+    """The header and --json say how far times may be off, in scenario seconds."""
+    processes = RunSettings(RunMode.PROCESSES, TIME_SCALE)
+    assert processes.describe() == (
+        "wall clock x0.1, stubs as processes, times within -0.05/+0.95 s"
+    )
+    assert processes.tolerance.to_json() == {"tolerance": 0.95, "tolerance_early": 0.05}
+    assert RunSettings().describe() == "virtual time, in memory, stubs in-process"
+    assert Tolerance().describe() == "times exact"
+
+
+def _entered(time: float) -> Timeline:
+    return Timeline(
+        [
+            JournalEntry(
+                time, "B", JournalEvent.STATUS, ApplicationStatus.RUNNING, ExecutionMode.BACKUP
+            )
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("observed", "holds"),
+    [(5.0, True), (5.9, True), (6.0, False), (4.96, True), (4.9, False)],
+)
+def test_a_time_may_be_later_than_earlier(observed: float, holds: bool) -> None:
+    """``at: 5`` with 0.95 late and 0.05 early: a time is judged in [4.95, 5.95]."""
+    at_5 = Expectation("B", ExpectationKind.AT, status=ApplicationStatus.RUNNING, time=5)
+    v = judge(at_5, _entered(observed), {}, tolerance=0.95, early=0.05)
+    assert v.passed is holds
+
+
+@pytest.mark.parametrize("mode", [RunMode.PROCESSES, RunMode.REAL_TIME])
+@reactor_test
+async def test_one_second_off_fails_and_the_right_time_passes(
+    tmp_path: Path, mode: RunMode
+) -> None:
+    """At x0.1, expectations one scenario second off (or a timeout one second late) fail;
+    the right ones pass, with stub processes as with stubs in-process."""
+    from twisted.internet import reactor
+
+    path = tmp_path / "scenario_wall_clock.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    scenario = load_scenario(path)
+    result = await run_scenario(scenario, reactor, mode=mode, time_scale=TIME_SCALE)
+    observed: list[Any] = [(v.expectation.text, v.observed) for v in result.verdicts]
+    assert result.errors == ()
+    assert [v.passed for v in result.verdicts] == HOLDS, observed
+    assert result.tolerance == tolerance(mode, TIME_SCALE)
