@@ -422,7 +422,10 @@ class _Server:
                     traceback.print_exc()
             with contextlib.suppress(OSError):  # the server may have handed us a request
                 sock.sendall(_SPARE_READY)  # and closed its end already
-            data, fds, _, _ = socket.recv_fds(sock, _READ_SIZE, FDS_PER_SPAWN)
+            try:
+                data, fds, _, _ = socket.recv_fds(sock, _READ_SIZE, FDS_PER_SPAWN)
+            except ConnectionResetError:  # the server closed us with "ready" unread: it stops
+                data, fds = b"", []
             while data and not data.endswith(b"\n"):
                 more = sock.recv(_READ_SIZE)
                 if not more:

@@ -388,6 +388,24 @@ async def test_stop_ends_the_fork_server() -> None:
 
 
 @reactor_test
+async def test_spares_forked_since_end_quietly_with_the_server(logs: LogWatcher) -> None:
+    """Spares forked after a start (whose "ready" the server never reads) exit without a
+    traceback when the server stops."""
+    async with fork_server() as forks:
+        assert forks.server.process is not None
+        server = forks.server.process.pid
+        assert server is not None
+        child = forks.spawn("first", "exit", "0")
+        assert await forks.ended(child) == ProcessExit(code=0, signal=None)
+        # replaced; each has said "ready" and sleeps waiting for a request
+        await forks.until(lambda: [state_of(pid) for pid in children_of(server)] == ["S", "S"])
+        process = forks.server.process
+        await forks.server.stop().addTimeout(WAIT_LIMIT, forks.clock)
+        assert await process.exited == ProcessExit(code=0, signal=None)
+    assert not [text for text in logs.texts() if "Traceback" in text or "Error" in text]
+
+
+@reactor_test
 async def test_dead_fork_server_falls_back_to_new_processes(logs: LogWatcher) -> None:
     """Once the fork server is gone (SIGKILL), starts are spawned as new processes, logged."""
     async with fork_server() as forks:
