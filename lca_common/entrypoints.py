@@ -1,5 +1,5 @@
-"""What the command-line entry points share: argument types, and one clean stop however
-often Ctrl-C is hit."""
+"""What the command-line entry points share: argument types, one clean stop however
+often Ctrl-C is hit, and the scheduling priority of a wall-clock run."""
 
 from __future__ import annotations
 
@@ -126,3 +126,23 @@ def terminate_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: orphans are reaped by hand
         pass
+
+
+WALL_CLOCK_NICE = -10
+"""The nice value a wall-clock run asks for (and the stub fork server, whose children
+inherit it).  On a busy machine a process that wakes up waits for a CPU behind every
+busy one; at a lower nice value it runs at once.  These processes mostly sleep, so
+what the others lose is little (docs/architecture.md, "Wall-clock runs")."""
+
+
+def raise_priority(nice: int = WALL_CLOCK_NICE) -> str | None:
+    """Ask the OS to run this process (and the children it starts from now on) at
+    ``nice``, unless it runs there already; returns None, or why it could not
+    (an unprivileged user may only lower its priority, not raise it)."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) <= nice:
+            return None
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as e:
+        return f"could not raise the scheduling priority to nice {nice}: {e.strerror or e}"
+    return None

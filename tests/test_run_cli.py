@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -327,6 +328,48 @@ def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
         assert proc.returncode == 1
         assert "interrupted: 0 of 1 scenarios ran" in err
         assert not [pid for pid in everything if Path(f"/proc/{pid}").exists()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _nice_of(pid: int) -> int:
+    """A process's nice value (Linux /proc: field 19 of stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _may_raise_priority() -> bool:
+    """Whether a process started from here may lower its nice value to -10."""
+    probe = [sys.executable, "-c", "import os; os.setpriority(os.PRIO_PROCESS, 0, -10)"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def test_a_wall_clock_run_and_its_stubs_run_at_a_raised_priority(tmp_path: Path) -> None:
+    """Where the system allows it, a wall-clock run and the stubs it starts run at nice
+    -10 (so a busy machine delays them less); where it does not, the run says so."""
+    path = tmp_path / "scenario_long.yaml"
+    path.write_text(SHORT.replace("duration: 40", "duration: 9000"))
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    permitted = _may_raise_priority()
+    expected = own if own <= -10 or not permitted else -10
+    proc = subprocess.Popen(
+        [str(BIN / "lca-emulator"), "run", str(path), "--processes", "--time-scale", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(400):  # until both stub processes exist: up to 20 s
+            if len(_stubs_of(proc.pid)) == 2:
+                break
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+        stubs = _stubs_of(proc.pid)
+        assert len(stubs) == 2, "the stub processes never started"
+        assert [_nice_of(pid) for pid in [proc.pid, *stubs]] == [expected] * 3
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=30)
+        assert ("could not raise the scheduling priority" in err) is (expected > -10)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from lca_common.entrypoints import positive_float, positive_int
+from lca_common.entrypoints import positive_float, positive_int, raise_priority
 from lca_common.yamlsource import ConfigError, format_number
 from lca_emulator.harness import golden as golden_journals
 from lca_emulator.harness.batch import run_in_workers, run_serially
@@ -134,6 +134,12 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
         return EXIT_BAD_INPUT
     settings = RunSettings(mode, args.time_scale, Transport(args.transport))
+    if mode is not RunMode.VIRTUAL and (refused := raise_priority()) is not None:
+        print(
+            f"lca-emulator: note: {refused}; on a busy machine, times may be later than "
+            "the tolerance allows",
+            file=sys.stderr,
+        )
     golden = Golden(Path(args.golden), update=args.update_golden) if args.golden else None
     results = _run_all(scenarios, settings, out, jobs=args.jobs, quiet=args.quiet, golden=golden)
     if len(results) < len(scenarios):
