@@ -1,9 +1,11 @@
 """``python -m sipserver_stub.forkserver --control-fd N``: starts stubs in a fraction of a
 Python start (``lca_common.forkserver``).
 
-It imports what a stub's start needs (Twisted, the stub, PyYAML) but installs no
-reactor.  Its spares (children forked ahead, see :func:`warm`) and the children it
-forks install their own, in :func:`warm` or in ``sipserver_stub.cli.main``.
+It imports what a stub's start needs (Twisted, the stub, PyYAML) and builds the
+codec's tables, but installs no reactor.  Its spares (children forked ahead, see
+:func:`warm`) and the children it forks install their own, in :func:`warm` or in
+``sipserver_stub.cli.main``.  They all run at the priority of the process that
+started it (``lca-emulator run`` on the wall clock raises its own where it may).
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     for name in filter(None, PRELOAD):
         importlib.import_module(name)
+    from lca_common.protocol import codec
+    from lca_common.protocol.messages import APPLICATION_TO_LCA, LCA_TO_APPLICATION
     from sipserver_stub import cli
+
+    codec.prepare(APPLICATION_TO_LCA, LCA_TO_APPLICATION)  # once, not in every stub
 
     control = socket.socket(fileno=args.control_fd)
     raise SystemExit(serve(control, {TARGET: cli.main}, warm=warm, spares=args.spares))

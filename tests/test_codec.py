@@ -6,6 +6,8 @@ import dataclasses
 import enum
 import json
 import re
+import subprocess
+import sys
 import types
 import typing
 from collections.abc import Iterator
@@ -1006,3 +1008,23 @@ def test_docs_peer_lines_decode_or_show_their_error(example: ExampleLine) -> Non
     if error.code is ErrorCode.INVALID_FIELD:
         with pytest.raises(AssertionError):
             assert_valid_wire(json.loads(example.raw))
+
+
+def test_prepare_builds_what_a_line_needs_ahead() -> None:
+    """After prepare(), encoding and decoding lines of those directions builds nothing
+    (a fork server prepares once; its children never pay for it): in a fresh
+    interpreter, with the type-hint machinery the tables are built from taken away."""
+    program = "; ".join(
+        [
+            "import typing",
+            "from lca_common.protocol import codec, messages as m",
+            "codec.prepare(m.APPLICATION_TO_LCA, m.LCA_TO_APPLICATION)",
+            "typing.get_type_hints = None",
+            "codec.encode(m.RequestUpdateStatus(status=m.ApplicationStatus.RUNNING, "
+            "mode=m.ExecutionMode.BACKUP))",
+            'codec.decode(b\'{"message":"EventApplicationRegistered","ref":1}\', '
+            "m.LCA_TO_APPLICATION)",
+        ]
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -141,6 +141,16 @@ def _table(accepted: Iterable[type[Message]]) -> _NameTable:
     return table
 
 
+def prepare(*directions: Iterable[type[Message]]) -> None:
+    """Build now, rather than at the first line, the tables that encoding and decoding
+    the messages of each direction (such as ``LCA_TO_APPLICATION``) need: a fork server
+    does it once for every child it forks."""
+    for accepted in directions:
+        _table(accepted)
+        for cls in accepted:
+            _spec(cls)
+
+
 # -- Encoding ---------------------------------------------------------------------
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
