@@ -32,6 +32,10 @@ class ScaledClock:
         """The real-clock time at which scenario time is 0."""
         return self._origin
 
+    def restart(self) -> None:
+        """Scenario time is 0 now (calls already scheduled keep their real times)."""
+        self._origin = self.reactor.seconds()
+
     def seconds(self) -> float:
         return (self.reactor.seconds() - self._origin) / self.scale
 

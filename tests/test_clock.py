@@ -56,6 +56,20 @@ def test_a_call_due_from_the_origin_fires_at_origin_plus_scaled_delay() -> None:
     assert fired == [pytest.approx(1000.2)]  # 999.7 + 5 * 0.1
 
 
+def test_restart_makes_now_scenario_time_zero() -> None:
+    """restart(): scenario time is 0 now; a call scheduled before keeps its real time."""
+    real = real_clock(1000.0)
+    clock = ScaledClock(real, 0.1)
+    fired: list[float] = []
+    clock.callLater(5, lambda: fired.append(clock.seconds()))
+    real.advance(0.3)
+    clock.restart()
+    assert clock.seconds() == 0.0
+    assert clock.origin == 1000.3
+    real.advance(0.2)
+    assert fired == [pytest.approx(2.0)]
+
+
 def test_delayed_calls_are_the_real_clocks() -> None:
     """getDelayedCalls() lists the real clock's pending calls."""
     real = real_clock()

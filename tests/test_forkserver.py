@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 
+from lca_common.clock import ScaledClock
 from lca_common.forkserver import (
     Exited,
     Failed,
@@ -43,6 +44,7 @@ from lca_emulator.harness.launchers import (
     application_spec,
     stub_fork_server,
 )
+from lca_emulator.harness.site import RunMode, Site
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.forkserver import ForkServer, ForkServerError, ForkSpec
 from lca_emulator.lca.processes import ChildProcess, ProcessExit, ProcessLauncher, ProcessSpec
@@ -496,3 +498,19 @@ async def test_forked_stub_registers_and_stops_gracefully(tmp_path: Path) -> Non
     finally:
         await layer.shutdown().addTimeout(WAIT_LIMIT, reactor)
         await forks.stop().addTimeout(WAIT_LIMIT, reactor)
+
+
+@reactor_test
+async def test_a_site_starts_its_clock_once_its_own_fork_server_serves(logs: LogWatcher) -> None:
+    """A stub-process site given no fork server starts one as it opens; its scenario time
+    starts after that server serves, so the start-up of the server is no scenario time."""
+    from twisted.internet import reactor
+
+    site = Site(reactor, mode=RunMode.PROCESSES, time_scale=0.1)
+    await site.open()
+    try:
+        [serving] = [e for e in logs.events if "serving (pid" in formatEvent(e)]
+        assert isinstance(site.clock, ScaledClock)
+        assert site.clock.origin >= serving["log_time"]
+    finally:
+        await site.close()

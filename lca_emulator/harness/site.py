@@ -106,7 +106,7 @@ class Site:
     wall-clock mode.  With stub processes, ``forks``
     is the stub fork server to start them with (see :func:`open_stub_fork_server`,
     which takes a moment); without one, the site starts its own when it opens (and
-    stops it when it closes), while its clock runs.
+    stops it when it closes), before its clock starts.
     """
 
     def __init__(
@@ -205,11 +205,16 @@ class Site:
 
     async def open(self) -> None:
         """Listen on loopback port 0 for applications and management clients (with stub
-        processes and no fork server given, once its own fork server serves)."""
+        processes and no fork server given, once its own fork server serves).
+
+        On the wall clock, scenario time starts here: not while a fork server started.
+        """
         if self._stub_launcher is not None and self.forks is None:
             self.forks = await open_stub_fork_server(self.reactor)
             self._own_forks = True
             self._stub_launcher.forks = self.forks
+        if isinstance(self.clock, ScaledClock):
+            self.clock.restart()
         network = self.network
         hosts = {h.name: network.server_endpoint() for h in self.layer.hosts if h.name is not None}
         ports = await self.layer.listen(network.server_endpoint(), network.server_endpoint(), hosts)
