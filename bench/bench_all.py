@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("wire", lambda: suite.throughput(reactor, args.repeat, args.apps, args.reports)),
             ("latency", lambda: suite.latency(reactor, args.latency_reports)),
             ("stub", lambda: suite.stub_start(reactor, args.starts)),
+            ("stub", lambda: suite.fork_server_start(reactor, args.starts)),
             ("processes", lambda: _now(suite.processes_run, args.runs)),
             ("suites", lambda: _now(suite.suites, args.min_scenarios, args.runs)),
             ("pytest", lambda: _now(suite.pytest_workers)),

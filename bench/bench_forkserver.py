@@ -2,29 +2,35 @@
 
     .venv/bin/python bench/bench_forkserver.py [--repeat N] [--load N]
 
-For each way of starting a stub (forked by the stub fork server, or spawned as a new
-``python -m sipserver_stub`` process) it starts one stub ``--repeat`` times, one
-after another, each time waiting until the LCA has its registration, then stopping
-it; it prints the median, the fastest and the slowest.  ``--load N`` keeps N busy
-processes spinning meanwhile (a loaded CI machine).  A measurement, not a test.
+Two ways of starting the same stub (one healthy primary) are timed alternately, their
+order rotating from round to round, beside a bare start of the interpreter: forked by
+the stub fork server (``python -m sipserver_stub.forkserver``, which the harness uses
+for ``--processes``), and spawned as a new ``python -m sipserver_stub`` process (what it
+falls back to). Each start is timed until the LCA, listening in this process, has the
+registration; then the stub is stopped. For the fork server it also times how much of
+that went by before the server's answer (the pid). ``--load N`` keeps N busy processes
+spinning meanwhile at nice 0 (a loaded CI machine); under ``nice -n -10`` it starts
+stubs as ``lca-emulator run`` on the wall clock does where it may. It prints the
+medians beside their references and their ratios, as ``bench_all.py`` does (its
+``stub`` group has the same rows). A measurement, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
-import statistics
+import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import react
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
 from lca_common.protocol.messages import ExecutionMode
 from lca_emulator.harness.launchers import StubProcessLauncher, application_spec, stub_fork_server
@@ -36,9 +42,12 @@ from lca_emulator.registry import RecordChange
 from sipserver_stub.fixture import StubFixture
 
 NAME = "SIPS_BENCH"
+WAIT_LIMIT = 30.0
+"""Wall-clock seconds a start may take before the benchmark gives up."""
 
 
 def _spin() -> None:
+    os.setpriority(os.PRIO_PROCESS, 0, 0)  # an ordinary busy process (lowering is allowed)
     while True:
         pass
 
@@ -59,72 +68,113 @@ def load(processes: int) -> Iterator[None]:
             p.join()
 
 
-async def measure(reactor: Any, forked: bool, repeat: int) -> list[float]:
-    """Seconds from launch() to registration, ``repeat`` times."""
-    fixture = StubFixture(NAME, mode=ExecutionMode.PRIMARY, sip_port=0)
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+class StubStarts:
+    """One LCA listening in this process and a way of starting its one stub; each
+    :meth:`start` times one start until registration, then stops the stub."""
+
+    def __init__(self, reactor: Any, workdir: Path, forks: ForkServer | None) -> None:
+        fixture = StubFixture(NAME, mode=ExecutionMode.PRIMARY, sip_port=0)
         processes = ProcessLauncher(reactor, reactor)
-        forks: ForkServer | None = None
-        if forked:
-            forks = stub_fork_server(reactor, reactor, processes)
-            await forks.start()
-        launcher = StubProcessLauncher(processes, Path(workdir), wall=reactor, forks=forks)
-        layer = ManagementLayer(
+        launcher = StubProcessLauncher(processes, workdir, wall=reactor, forks=forks)
+        self.reactor = reactor
+        self.layer = ManagementLayer(
             reactor, applications=[application_spec(fixture)], launcher=launcher
         )
-        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
-        await layer.listen(endpoint, TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"))
-        times: list[float] = []
+        self.answered: list[float] = []
+        """Seconds from launch() to the fork server's answer (the pid), per start."""
+
+    async def open(self) -> None:
+        lca, scs = (TCP4ServerEndpoint(self.reactor, 0, interface="127.0.0.1") for _ in "ab")
+        await self.layer.listen(lca, scs)
+
+    async def start(self) -> float:
+        """Seconds from launch() to the registration."""
+        registered: Deferred[float] = Deferred()
         answered: list[float] = []
 
+        def changed(change: RecordChange) -> None:
+            if change.event is JournalEvent.REGISTERED and not registered.called:
+                registered.callback(time.perf_counter())
+
         def observe(event: LogEvent) -> None:
-            if "forked by" in event.get("log_format", ""):
+            if event.get("application") == NAME and "forked by" in event.get("log_format", ""):
                 answered.append(time.perf_counter())
 
-        globalLogPublisher.addObserver(observe)
-        for _ in range(repeat):
-            registered: Deferred[float] = Deferred()
-
-            def changed(change: RecordChange, d: Deferred[float] = registered) -> None:
-                if change.event is JournalEvent.REGISTERED and not d.called:
-                    d.callback(time.perf_counter())
-
-            stop = layer.registry.changes.subscribe(changed)
+        observer = cast(ILogObserver, observe)
+        stop = self.layer.registry.changes.subscribe(changed)
+        globalLogPublisher.addObserver(observer)
+        try:
             started = time.perf_counter()
-            layer.control.start(NAME)
-            times.append(await registered.addTimeout(30, reactor) - started)
-            if forked:
-                answered[-1] -= started
+            self.layer.control.start(NAME)
+            took = await registered.addTimeout(WAIT_LIMIT, self.reactor) - started
+        finally:
+            globalLogPublisher.removeObserver(observer)
             stop()
-            await layer.control.stop(NAME)
-        globalLogPublisher.removeObserver(observe)
-        await layer.shutdown()
-        if forks is not None:
+        self.answered.extend(t - started for t in answered[:1])
+        await self.layer.control.stop(NAME).addTimeout(WAIT_LIMIT, self.reactor)
+        return took
+
+    async def close(self) -> None:
+        await self.layer.shutdown()
+
+
+async def measure(reactor: Any, rounds: int, bare: Callable[[], float]) -> dict[str, list[float]]:
+    """Per round, in rotating order: a forked start, a spawned start and ``bare()``;
+    returns every side's seconds, and the forked starts' time to the server's answer
+    under ``"answer"``."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        forks = stub_fork_server(reactor)
+        await forks.start().addTimeout(WAIT_LIMIT, reactor)
+        forked = StubStarts(reactor, Path(workdir), forks)
+        spawned = StubStarts(reactor, Path(workdir), None)
+        await forked.open()
+        await spawned.open()
+
+        async def bare_start() -> float:
+            return bare()
+
+        measures = {"forked": forked.start, "spawned": spawned.start, "bare": bare_start}
+        names = list(measures)
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        try:
+            await forked.start()  # a warm-up of each, not counted
+            await spawned.start()
+            forked.answered.clear()
+            for r in range(rounds):
+                shift = r % len(names)
+                for name in names[shift:] + names[:shift]:
+                    samples[name].append(await measures[name]())
+        finally:
+            await forked.close()
+            await spawned.close()
             await forks.stop()
-            report("  of which until the fork server's answer (pid)", answered)
-    return times
-
-
-def report(label: str, times: list[float]) -> None:
-    print(
-        f"{label}: median {statistics.median(times) * 1000:.1f} ms, "
-        f"min {min(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (n={len(times)})",
-        flush=True,
-    )
+        samples["answer"] = forked.answered
+        return samples
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeat", type=int, default=10)
+    import bench_all  # beside this file (python puts bench/ first on sys.path)
+    import bench_suite
+
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--repeat", type=int, default=10, help="rounds (default 10)")
     p.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes meanwhile")
     args = p.parse_args()
+    before = bench_all.load_average()
 
     async def run(reactor: Any) -> None:
-        report("fork server", await measure(reactor, True, args.repeat))
-        report("plain spawn", await measure(reactor, False, args.repeat))
+        samples = await measure(reactor, args.repeat, bench_suite.bare_start)
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        print(
+            f"{args.repeat} rounds, {args.load} busy processes, this one and its children "
+            f"at nice {nice}; "
+            f"load average {before} before, {bench_all.load_average()} after"
+        )
+        print()
+        print(bench_all.table(bench_suite.fork_server_rows(samples)))
 
     with load(args.load):
-        react(lambda r: ensureDeferred(run(r)))
+        react(lambda reactor: ensureDeferred(run(reactor)))  # exits when done
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import bench_codec
+import bench_forkserver
 import bench_stub_start
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
@@ -393,6 +394,43 @@ async def stub_start(reactor: Any, starts: int) -> list[Row]:
             "bare start, to exit",
             bare,
             Target("ratio", "<=", 1.1),
+        ),
+    ]
+
+
+async def fork_server_start(reactor: Any, starts: int) -> list[Row]:
+    """A stub forked by the stub fork server, and the same spawned as a new process,
+    each from ``launch()`` until registered at an LCA in this process, against a bare
+    start (``bench_forkserver.py``, which also runs alone)."""
+    return fork_server_rows(await bench_forkserver.measure(reactor, starts, bare_start))
+
+
+def fork_server_rows(samples: dict[str, list[float]]) -> list[Row]:
+    """The rows of :func:`fork_server_start` from ``bench_forkserver.measure``'s samples."""
+    forked, spawned = median_ms(samples["forked"]), median_ms(samples["spawned"])
+    return [
+        Row(
+            "stub forked by the stub fork server: `launch()` until registered at the LCA",
+            forked,
+            "ms",
+            "bare start, to exit",
+            median_ms(samples["bare"]),
+            Target("ratio", "<=", 1.1),
+        ),
+        Row(
+            "the same, forked (ratio: speed-up)",
+            forked,
+            "ms",
+            "spawned as `python -m sipserver_stub` (no fork server), same way",
+            spawned,
+            speedup=True,
+        ),
+        Row(
+            "of which until the fork server's answer (the pid)",
+            median_ms(samples["answer"]),
+            "ms",
+            "the forked start, whole",
+            forked,
         ),
     ]
 
