@@ -134,15 +134,41 @@ inherit it).  On a busy machine a process that wakes up waits for a CPU behind e
 busy one; at a lower nice value it runs at once.  These processes mostly sleep, so
 what the others lose is little (docs/architecture.md, "Wall-clock runs")."""
 
+AUTOGROUP_SWITCH = "/proc/sys/kernel/sched_autogroup_enabled"
+"""Linux: 1 when the CPU is shared between sessions first, then between the processes of
+each (autogroups): a nice value then only counts against its own session's processes."""
+AUTOGROUP = "/proc/self/autogroup"
+"""Linux: this process's session's autogroup; writing a nice value sets the session's."""
 
-def raise_priority(nice: int = WALL_CLOCK_NICE) -> str | None:
+
+def raise_priority(nice: int = WALL_CLOCK_NICE, *, own_session: bool = False) -> str | None:
     """Ask the OS to run this process (and the children it starts from now on) at
-    ``nice``, unless it runs there already; returns None, or why it could not
-    (an unprivileged user may only lower its priority, not raise it)."""
+    ``nice``, unless it runs there already; returns None, or why it could not (an
+    unprivileged user may only lower its priority, not raise it).
+
+    ``own_session``: for a process that needs no terminal (the stub fork server).
+    Where Linux shares the CPU between sessions first (autogroups), it also starts a
+    session of its own (``setsid``) and gives that session ``nice``, so that its
+    processes come first against other sessions' busy ones too.
+    """
     try:
-        if os.getpriority(os.PRIO_PROCESS, 0) <= nice:
-            return None
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        if os.getpriority(os.PRIO_PROCESS, 0) > nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError as e:
         return f"could not raise the scheduling priority to nice {nice}: {e.strerror or e}"
+    if own_session and _autogroups():
+        try:
+            os.setsid()
+            with open(AUTOGROUP, "w", encoding="ascii") as group:
+                group.write(str(nice))
+        except OSError as e:
+            return f"could not give a session of its own nice {nice}: {e.strerror or e}"
     return None
+
+
+def _autogroups() -> bool:
+    try:
+        with open(AUTOGROUP_SWITCH, encoding="ascii") as switch:
+            return switch.read().strip() == "1"
+    except OSError:
+        return False

@@ -4,8 +4,9 @@ Python start (``lca_common.forkserver``).
 It imports what a stub's start needs (Twisted, the stub, PyYAML) and builds the
 codec's tables, but installs no reactor.  Its spares (children forked ahead, see
 :func:`warm`) and the children it forks install their own, in :func:`warm` or in
-``sipserver_stub.cli.main``.  They all run at the priority of the process that
-started it (``lca-emulator run`` on the wall clock raises its own where it may).
+``sipserver_stub.cli.main``.  Where the system allows it, it runs them at nice -10, in
+a session of their own where sessions share the CPU first (Linux autogroups):
+``lca_common.entrypoints.raise_priority``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from lca_common.entrypoints import raise_priority
 from lca_common.forkserver import serve
 
 TARGET = "sipserver-stub"
@@ -74,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--spares", type=int, default=2, metavar="N", help="stubs forked ahead (default: 2)"
     )
     args = p.parse_args(argv)
+    # A stub mostly sleeps; when it wakes (a start, a timer, a report), a busy machine
+    # should not keep it waiting for a CPU: its times are judged to the millisecond.
+    if (problem := raise_priority(own_session=True)) is not None:
+        print(f"stub fork server: {problem}", file=sys.stderr, flush=True)
     for name in filter(None, PRELOAD):
         importlib.import_module(name)
     from lca_common.protocol import codec

@@ -338,6 +338,17 @@ def _nice_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _session_of(pid: int) -> int:
+    """A process's session id (Linux /proc: field 6 of stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+
+
+def _autogroups() -> bool:
+    """Whether Linux shares the CPU between sessions first here (autogroups)."""
+    switch = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return switch.exists() and switch.read_text().strip() == "1"
+
+
 def _may_raise_priority() -> bool:
     """Whether a process started from here may lower its nice value to -10."""
     probe = [sys.executable, "-c", "import os; os.setpriority(os.PRIO_PROCESS, 0, -10)"]
@@ -346,7 +357,8 @@ def _may_raise_priority() -> bool:
 
 def test_a_wall_clock_run_and_its_stubs_run_at_a_raised_priority(tmp_path: Path) -> None:
     """Where the system allows it, a wall-clock run and the stubs it starts run at nice
-    -10 (so a busy machine delays them less); where it does not, the run says so."""
+    -10 (so a busy machine delays them less), the stubs in a session of their own at
+    nice -10 where sessions share the CPU first; where it does not, the run says so."""
     path = tmp_path / "scenario_long.yaml"
     path.write_text(SHORT.replace("duration: 40", "duration: 9000"))
     own = os.getpriority(os.PRIO_PROCESS, 0)
@@ -367,6 +379,14 @@ def test_a_wall_clock_run_and_its_stubs_run_at_a_raised_priority(tmp_path: Path)
         stubs = _stubs_of(proc.pid)
         assert len(stubs) == 2, "the stub processes never started"
         assert [_nice_of(pid) for pid in [proc.pid, *stubs]] == [expected] * 3
+        sessions = {_session_of(pid) for pid in stubs}
+        if permitted and _autogroups():
+            assert sessions != {_session_of(proc.pid)}
+            assert [Path(f"/proc/{pid}/autogroup").read_text().split()[-1] for pid in stubs] == [
+                "-10"
+            ] * 2
+        else:
+            assert sessions == {_session_of(proc.pid)}
         proc.send_signal(2)
         _, err = proc.communicate(timeout=30)
         assert ("could not raise the scheduling priority" in err) is (expected > -10)
