@@ -9,10 +9,12 @@ for ``--processes``), and spawned as a new ``python -m sipserver_stub`` process 
 falls back to). Each start is timed until the LCA, listening in this process, has the
 registration; then the stub is stopped. For the fork server it also times how much of
 that went by before the server's answer (the pid). ``--load N`` keeps N busy processes
-spinning meanwhile at nice 0 (a loaded CI machine); under ``nice -n -10`` it starts
-stubs as ``lca-emulator run`` on the wall clock does where it may. It prints the
-medians beside their references and their ratios, as ``bench_all.py`` does (its
-``stub`` group has the same rows). A measurement, not a test.
+spinning meanwhile at nice 0 (a loaded CI machine). The fork server runs its stubs at
+nice -10 where the system allows it (``raise_priority``); the spawned stubs and the
+LCA run at the benchmark's own priority (``nice -n -10`` gives them what
+``lca-emulator run`` asks for on the wall clock). It prints the medians beside their
+references and their ratios, as ``bench_all.py`` does (its ``stub`` group has the same
+rows). A measurement, not a test.
 """
 
 from __future__ import annotations
@@ -166,8 +168,8 @@ def main() -> None:
         samples = await measure(reactor, args.repeat, bench_suite.bare_start)
         nice = os.getpriority(os.PRIO_PROCESS, 0)
         print(
-            f"{args.repeat} rounds, {args.load} busy processes, this one and its children "
-            f"at nice {nice}; "
+            f"{args.repeat} rounds, {args.load} busy processes; the LCA and the stubs it "
+            f"spawns at nice {nice}, the forked ones at their fork server's; "
             f"load average {before} before, {bench_all.load_average()} after"
         )
         print()
