@@ -28,7 +28,8 @@ from twisted.python.failure import Failure
 from lca_emulator.harness.faults import AppLink, LinkFaults
 from lca_emulator.harness.model import LinkCut
 from lca_emulator.harness.network import LoopbackNetwork, MemoryNetwork, SiteNetwork
-from lca_emulator.harness.relay import Relay, Relays
+from lca_emulator.harness.relay import Relay, RelayedApplication, Relays
+from lca_emulator.lca.processes import ProcessExit
 
 TIMEOUT = 10.0
 """Wall-clock seconds any wait on the reactor may take before the test fails."""
@@ -656,6 +657,74 @@ async def test_relay_refuses_while_cut_then_relays_again(reactor: Any) -> None:
         await b.advance(5)
         await b.pair()
         assert len(b.servers) == 2
+
+
+@reactor_test
+async def test_relay_is_quiet_once_the_lca_has_read_the_close(reactor: Any) -> None:
+    """An application writes its last line and closes: the relay passes on the line and
+    half a close, and is quiet only once the LCA has read both and closed its end."""
+    async with relay_bench(reactor) as b:
+        assert b.relay is not None
+        assert b.relay.quiet().called  # nothing open yet
+        app, lca = await b.pair()
+        quiet = b.relay.quiet()
+        heard: list[tuple[bytes, bool]] = []
+        quiet.addCallback(lambda _: heard.append((lca.received, lca.lost is not None)))
+        write(app, b"STOP_PENDING\n")
+        assert app.transport is not None
+        app.transport.loseConnection()
+        await b.until(lambda: quiet.called, "the relay quiet")
+        assert heard == [(b"STOP_PENDING\n", True)]
+        assert b.relay.open == set()
+
+
+class Ending:
+    """A RunningApplication whose end the test decides."""
+
+    pid = 4242
+
+    def __init__(self) -> None:
+        self.exited: Deferred[ProcessExit] = Deferred()
+        self.hung = False
+
+    def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
+        return self.exited
+
+    def kill(self) -> Deferred[ProcessExit]:
+        return self.exited
+
+    def hang(self) -> None:
+        self.hung = True
+
+
+@reactor_test
+async def test_an_application_behind_its_relay_ends_once_the_relay_is_quiet(
+    reactor: Any,
+) -> None:
+    """Its process ended while its last line was still in the relay: the end is told
+    (exited) after the LCA has read that line and the close, not before."""
+    async with relay_bench(reactor) as b:
+        assert b.relay is not None
+        process = Ending()
+        relayed = RelayedApplication(process, b.relay)
+        assert relayed.pid == 4242
+        app, lca = await b.pair()
+        told: list[tuple[ProcessExit, bytes, bool]] = []
+        relayed.exited.addCallback(
+            lambda end: told.append((end, lca.received, lca.lost is not None))
+        )
+        b.link.slow(200, None)  # the last line and the close wait on the link: 200 ms
+        write(app, b"bye\n")
+        assert app.transport is not None
+        app.transport.loseConnection()
+        await b.until(lambda: bool(b.clock.getDelayedCalls()), "bye held by the relay")
+        process.exited.callback(ProcessExit(code=0, signal=None))
+        assert told == []
+        await b.advance(0.2)
+        await b.until(lambda: bool(told), "the end told")
+        assert told == [(ProcessExit(code=0, signal=None), b"bye\n", True)]
+        relayed.hang()
+        assert process.hung
 
 
 @reactor_test

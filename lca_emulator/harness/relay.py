@@ -6,12 +6,19 @@ and for each connection from the application opens one to the LCA and copies byt
 both ways; the application's end goes through the application's
 :class:`~lca_emulator.harness.faults.AppLink`, so a cut, a stall or latency there is
 what the application and the LCA see on their sockets.
+
+An application started through its relay (:class:`RelayingLauncher`) has ended, for
+the LCA, once its process has ended and its connections through the relay have closed
+on both ends: so the LCA reads what it wrote before it exited first, as a real LCA has
+it in its socket already (and as an in-process stub's end waits for its connection).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IListeningPort
@@ -23,8 +30,13 @@ from lca_emulator.applications import ApplicationSpec
 from lca_emulator.harness.faults import AppLink, LinkFaults
 from lca_emulator.layer import ListeningAddresses
 from lca_emulator.lca.control import ApplicationLauncher, RunningApplication
+from lca_emulator.lca.processes import ProcessExit
 
 log = Logger()
+
+QUIET_LIMIT = 5.0
+"""Wall-clock seconds an ended application's connections may take to close through its
+relay before its end is told anyway."""
 
 
 def _close(transport: Any, *, clean: bool) -> None:
@@ -55,6 +67,7 @@ class _AppSide(Protocol):
         self.lca: _LcaSide | None = None
         self.pending: list[bytes] = []
         self.closed = False
+        self.lca_closed = False
 
     def connectionMade(self) -> None:
         d = clientFromString(self.relay.reactor, self.relay.lca).connect(
@@ -65,6 +78,8 @@ class _AppSide(Protocol):
     def _lca_connected(self, lca: _LcaSide) -> None:
         if self.closed:
             lca.transport.loseConnection()  # type: ignore[union-attr]
+            self.lca_closed = True
+            self.relay.ended(self)
             return
         self.lca = lca
         pending, self.pending = self.pending, []
@@ -73,11 +88,17 @@ class _AppSide(Protocol):
 
     def _lca_failed(self, failure: Failure) -> None:
         log.info("relay of {app}: LCA unreachable: {why}", app=self.relay.name, why=failure)
+        self.lca_closed = True
         self.transport.loseConnection()  # type: ignore[union-attr]
+        if self.closed:
+            self.relay.ended(self)
 
     def lca_gone(self, *, clean: bool) -> None:
+        self.lca_closed = True
         if not self.closed:
             _close(self.transport, clean=clean)
+        else:
+            self.relay.ended(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self.lca is None:
@@ -87,8 +108,16 @@ class _AppSide(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.closed = True
-        if self.lca is not None:  # a reset is passed on as a reset, a close as a close
-            _close(self.lca.transport, clean=reason.check(ConnectionDone) is not None)
+        if self.lca is not None and not self.lca_closed:
+            # A reset is passed on as a reset, a close as a close: half a close, so that
+            # the connection ends (and the relay is quiet) once the LCA has read the
+            # last lines and closed its end too.
+            if reason.check(ConnectionDone) is not None:
+                self.lca.transport.loseWriteConnection()  # type: ignore[union-attr]
+            else:
+                self.lca.transport.abortConnection()  # type: ignore[union-attr]
+        elif self.lca_closed:
+            self.relay.ended(self)
 
 
 class _RelayFactory(Factory):
@@ -96,7 +125,9 @@ class _RelayFactory(Factory):
         self.relay = relay
 
     def buildProtocol(self, addr: Any) -> Protocol:
-        return _AppSide(self.relay)
+        app_side = _AppSide(self.relay)
+        self.relay.open.add(app_side)
+        return app_side
 
 
 class Relay:
@@ -107,9 +138,31 @@ class Relay:
         self.name = name
         self.lca = lca
         self.link = link
+        self.open: set[_AppSide] = set()
+        """Connections not yet closed on both ends."""
+        self._quiet: list[Deferred[None]] = []
         self.port: IListeningPort = reactor.listenTCP(
             0, link.wrap(_RelayFactory(self)), interface="127.0.0.1"
         )
+
+    def ended(self, connection: _AppSide) -> None:
+        """``connection`` has closed on both ends."""
+        self.open.discard(connection)
+        if not self.open:
+            waiting, self._quiet = self._quiet, []
+            for d in waiting:
+                if not d.called:  # not timed out
+                    d.callback(None)
+
+    def quiet(self) -> Deferred[None]:
+        """Fires once no connection through the relay is open on either end (at once if
+        none is), or after :data:`QUIET_LIMIT` seconds."""
+        d: Deferred[None] = Deferred()
+        if not self.open:
+            d.callback(None)
+            return d
+        self._quiet.append(d)
+        return d.addTimeout(QUIET_LIMIT, self.reactor, onTimeoutCancel=lambda *_: None)
 
     @property
     def endpoint(self) -> str:
@@ -130,12 +183,16 @@ class Relays:
 
     def endpoint_for(self, application: str, lca: str) -> str:
         """Where ``application`` connects to reach the LCA at ``lca`` through its link."""
+        return self.relay_for(application, lca).endpoint
+
+    def relay_for(self, application: str, lca: str) -> Relay:
+        """``application``'s relay to the LCA at ``lca``."""
         key = (application, lca)
         relay = self._relays.get(key)
         if relay is None:
             relay = Relay(self.reactor, application, lca, self.faults.link(application))
             self._relays[key] = relay
-        return relay.endpoint
+        return relay
 
     def close(self) -> None:
         """Stop listening for every application."""
@@ -152,4 +209,41 @@ class RelayingLauncher:
         self.relays = relays
 
     def launch(self, spec: ApplicationSpec, lca: str) -> RunningApplication:
-        return self.launcher.launch(spec, self.relays.endpoint_for(spec.name, lca))
+        relay = self.relays.relay_for(spec.name, lca)
+        return RelayedApplication(self.launcher.launch(spec, relay.endpoint), relay)
+
+
+class RelayedApplication:
+    """An application started through ``relay``: it has ended (``exited``, and what
+    ``stop`` and ``kill`` return) once its process has and ``relay`` is quiet."""
+
+    def __init__(self, app: RunningApplication, relay: Relay) -> None:
+        self.app = app
+        self.relay = relay
+        self.exited = self._after_relay(app.exited)
+
+    @property
+    def pid(self) -> int | None:
+        return self.app.pid
+
+    def stop(self, grace: float, ask: Callable[[], bool]) -> Deferred[ProcessExit]:
+        return self._after_relay(self.app.stop(grace, ask))
+
+    def kill(self) -> Deferred[ProcessExit]:
+        return self._after_relay(self.app.kill())
+
+    def hang(self) -> None:
+        self.app.hang()
+
+    def _after_relay(self, ended: Deferred[ProcessExit]) -> Deferred[ProcessExit]:
+        told: Deferred[ProcessExit] = Deferred()
+
+        def quiet_then_tell(outcome: ProcessExit) -> ProcessExit:
+            self.relay.quiet().addCallback(lambda _: told.callback(outcome))
+            return outcome
+
+        def failed(failure: Failure) -> None:
+            told.errback(failure)
+
+        ended.addCallbacks(quiet_then_tell, failed)
+        return told
