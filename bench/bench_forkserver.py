@@ -20,15 +20,14 @@ rows). A measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from cpuload import busy_processes  # beside this file: python puts bench/ first on sys.path
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import react
@@ -46,28 +45,6 @@ from sipserver_stub.fixture import StubFixture
 NAME = "SIPS_BENCH"
 WAIT_LIMIT = 30.0
 """Wall-clock seconds a start may take before the benchmark gives up."""
-
-
-def _spin() -> None:
-    os.setpriority(os.PRIO_PROCESS, 0, 0)  # an ordinary busy process (lowering is allowed)
-    while True:
-        pass
-
-
-@contextmanager
-def load(processes: int) -> Iterator[None]:
-    """``processes`` CPU-bound processes for the duration."""
-    spinners = [
-        multiprocessing.get_context("spawn").Process(target=_spin) for _ in range(processes)
-    ]
-    for p in spinners:
-        p.start()
-    try:
-        yield
-    finally:
-        for p in spinners:
-            p.kill()
-            p.join()
 
 
 class StubStarts:
@@ -175,7 +152,7 @@ def main() -> None:
         print()
         print(bench_all.table(bench_suite.fork_server_rows(samples)))
 
-    with load(args.load):
+    with busy_processes(args.load):
         react(lambda reactor: ensureDeferred(run(reactor)))  # exits when done
 
 

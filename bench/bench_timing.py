@@ -15,13 +15,12 @@ N busy processes spinning meanwhile, to see a loaded machine.  A measurement, no
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+from cpuload import busy_processes  # beside this file: python puts bench/ first on sys.path
 
 from lca_common.entrypoints import raise_priority
 from lca_emulator.cli.run import load_all
@@ -29,27 +28,6 @@ from lca_emulator.harness.batch import run_in_workers
 from lca_emulator.harness.runner import RunSettings, ScenarioResult
 from lca_emulator.harness.site import RunMode
 from lca_emulator.journal import JournalEntry, JournalEvent
-
-
-def _spin() -> None:
-    os.setpriority(os.PRIO_PROCESS, 0, 0)  # an ordinary busy process (lowering is allowed)
-    while True:
-        pass
-
-
-@contextmanager
-def load(processes: int) -> Iterator[None]:
-    """``processes`` CPU-bound processes for the duration."""
-    context = multiprocessing.get_context("spawn")
-    spinners = [context.Process(target=_spin, daemon=True) for _ in range(processes)]
-    for p in spinners:
-        p.start()
-    try:
-        yield
-    finally:
-        for p in spinners:
-            p.kill()
-            p.join()
 
 
 def _keyed(journal: tuple[JournalEntry, ...]) -> dict[tuple[str, ...], list[float]]:
@@ -90,7 +68,7 @@ def main() -> None:
     priority = refused or f"nice {os.getpriority(os.PRIO_PROCESS, 0)}"
     found: list[tuple[float, str]] = []
     failed: list[str] = []
-    with load(args.load):
+    with busy_processes(args.load):
         for _ in range(args.rounds):
             wall = run_in_workers(scenarios, settings, args.jobs, lambda i, r: None)
             for e, w in zip(exact, wall, strict=True):

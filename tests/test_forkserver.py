@@ -12,19 +12,20 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from logwatch import LogWatcher
 from reactortest import reactor_test
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from lca_common.clock import ScaledClock
 from lca_common.forkserver import (
@@ -133,52 +134,6 @@ def test_never_forks_where_a_reactor_is_installed(capsys: pytest.CaptureFixture[
 # -- real fork servers ---------------------------------------------------------------------
 
 
-class LogWatcher:
-    """Collects twisted.logger events; can wait for an application's output line."""
-
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-        self._waiting: list[tuple[str, str, Deferred[None]]] = []
-
-    def __call__(self, event: LogEvent) -> None:
-        self.events.append(event)
-        for waiting in list(self._waiting):
-            application, line, seen = waiting
-            if event.get("application") == application and event.get("line") == line:
-                self._waiting.remove(waiting)
-                seen.callback(None)
-
-    def lines(self, application: str) -> list[tuple[str, str]]:
-        """(stream, line) of every output line of ``application``, in order."""
-        return [
-            (str(e["stream"]), str(e["line"]))
-            for e in self.events
-            if e.get("application") == application and "line" in e
-        ]
-
-    def texts(self) -> list[str]:
-        return [formatEvent(e) for e in self.events]
-
-    def wait_for_line(self, application: str, line: str) -> Deferred[None]:
-        seen: Deferred[None] = Deferred()
-        if line in [text for _, text in self.lines(application)]:
-            seen.callback(None)
-        else:
-            self._waiting.append((application, line, seen))
-        return seen
-
-
-@pytest.fixture
-def logs() -> Iterator[LogWatcher]:
-    watcher = LogWatcher()
-    observer = cast(ILogObserver, watcher)
-    globalLogPublisher.addObserver(observer)
-    try:
-        yield watcher
-    finally:
-        globalLogPublisher.removeObserver(observer)
-
-
 @dataclass
 class Forks:
     """A fork server under test and what it started."""
@@ -254,8 +209,8 @@ async def test_exit_codes_as_the_interpreter_gives_them(logs: LogWatcher) -> Non
         assert await forks.ended(ok) == ProcessExit(code=0, signal=None)
         assert await forks.ended(complain) == ProcessExit(code=1, signal=None)
         assert await forks.ended(fail) == ProcessExit(code=1, signal=None)
-    assert ("stderr", "bad input") in logs.lines("complain")
-    assert ("stderr", "RuntimeError: boom") in logs.lines("fail")
+    assert ("stderr", "bad input") in logs.output("complain")
+    assert ("stderr", "RuntimeError: boom") in logs.output("fail")
 
 
 @reactor_test
@@ -265,7 +220,7 @@ async def test_output_is_logged_line_by_line(logs: LogWatcher) -> None:
     async with fork_server() as forks:
         child = forks.spawn("talker", "say", "hello", "err:oops", "bye")
         await forks.ended(child)
-        lines = logs.lines("talker")
+        lines = logs.output("talker")
         assert [line for stream, line in lines if stream == "stdout"] == ["hello", "bye"]
         assert [line for stream, line in lines if stream == "stderr"] == ["err:oops"]
 
@@ -279,7 +234,7 @@ async def test_arguments_environment_and_directory_reach_the_child(
         spec = ForkSpec("show", ("x", "y"), EXIT_5, env={"PROBE": "42"}, cwd=str(tmp_path))
         child = forks.server.spawn("shower", spec, forks.processes)
         assert await forks.ended(child) == ProcessExit(code=0, signal=None)
-    assert [line for _, line in logs.lines("shower")] == [
+    assert logs.lines("shower") == [
         "PROBE=42",
         f"cwd={tmp_path}",
         "argv=['show', 'x', 'y']",

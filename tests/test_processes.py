@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, AnyStr, cast
 
 import pytest
+from logwatch import LogWatcher
 from reactortest import reactor_test
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
@@ -19,7 +20,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -137,50 +137,6 @@ class FakeProcessReactor:
         self.spawned.append(spawned)
         protocol.makeConnection(transport)
         return transport
-
-
-class LogWatcher:
-    """Collects twisted.logger events; can wait for one output line of an application."""
-
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-        self._waiting: list[tuple[str, str, Deferred[None]]] = []
-
-    def __call__(self, event: LogEvent) -> None:
-        self.events.append(event)
-        for waiting in list(self._waiting):
-            application, line, seen = waiting
-            if event.get("application") == application and event.get("line") == line:
-                self._waiting.remove(waiting)
-                seen.callback(None)
-
-    def lines(self, application: str) -> list[str]:
-        """The output lines logged for ``application``, in order."""
-        return [
-            str(event["line"])
-            for event in self.events
-            if event.get("application") == application and "line" in event
-        ]
-
-    def wait_for_line(self, application: str, line: str) -> Deferred[None]:
-        """Fire when ``application`` has printed ``line``."""
-        seen: Deferred[None] = Deferred()
-        if line in self.lines(application):
-            seen.callback(None)
-        else:
-            self._waiting.append((application, line, seen))
-        return seen
-
-
-@pytest.fixture
-def logs() -> Iterator[LogWatcher]:
-    watcher = LogWatcher()
-    observer = cast(ILogObserver, watcher)
-    globalLogPublisher.addObserver(observer)
-    try:
-        yield watcher
-    finally:
-        globalLogPublisher.removeObserver(observer)
 
 
 @pytest.fixture
