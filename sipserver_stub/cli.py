@@ -13,6 +13,7 @@ from lca_common.entrypoints import add_version, ignore_interrupt_if_managed, pos
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IReactorTime
 
 # Everything else is imported once the arguments are read, so that ``--help`` and a
 # wrong argument answer without loading Twisted, YAML or the protocol.
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--epoch",
-        type=float,
+        type=positive_float,
         metavar="SECONDS",
         help="wall-clock time (Unix seconds) the start was asked for: scenario time and the "
         "startup delays count from it, however long this process took to come up",
@@ -104,9 +105,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             log.info(
                 "SIP port {port} is taken before start (sip-port-state: in-use)", port=occupied.port
             )
-        clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
         if args.epoch is not None:
-            clock = ScaledClock(reactor, args.time_scale, origin=args.epoch)
+            clock: IReactorTime = ScaledClock(reactor, args.time_scale, origin=args.epoch)
+        elif args.time_scale != 1.0:
+            clock = ScaledClock(reactor, args.time_scale)
+        else:
+            clock = reactor
         stub = SipServerStub(
             fixture,
             clock=clock,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from automat import TypeMachineBuilder
@@ -43,25 +44,33 @@ class ComponentStartup:
         self.on_failed = on_failed
         self._timers: list[IDelayedCall] = []
 
-    def start(self, elapsed: float = 0.0) -> None:
+    def start(
+        self, elapsed: float = 0.0, deadline: tuple[float, Callable[[], None]] | None = None
+    ) -> None:
         """Begin every component's initialization, in the documented order.
 
         ``elapsed``: seconds already past since the start was asked for (a process that
         took a while to come up); delays count from then, and those already over end
-        now, in the order they would have.
+        now, in the order they would have.  ``deadline``: ``(seconds, call)``, another
+        delay counted from the same instant (the backup check's timeout); when it too
+        is already over, ``call`` runs in that same order, after the components due at
+        the same instant (a component done exactly at the timeout is in time).  One
+        not yet over is left to its owner's timer.
         """
-        due: list[tuple[float, Component]] = []
+        due: list[tuple[float, int, Callable[[], None]]] = []
         for component in Component:
             plan = self.plans[component]
             if plan.result is ComponentResult.HANG:
                 continue
             remaining = plan.after - elapsed
             if plan.after <= 0 or remaining <= 0:
-                due.append((plan.after, component))
+                due.append((plan.after, 0, partial(self._end, component)))
             else:
                 self._timers.append(self.clock.callLater(remaining, self._end, component))
-        for _, component in sorted(due, key=lambda item: item[0]):
-            self._end(component)
+        if deadline is not None and deadline[0] <= elapsed:
+            due.append((deadline[0], 1, deadline[1]))
+        for _, _, end in sorted(due, key=lambda item: item[:2]):
+            end()
 
     def _end(self, component: Component) -> None:
         if self.plans[component].result is ComponentResult.OK:
@@ -134,6 +143,9 @@ def _start_timer(inputs: CheckInputs, core: CheckCore) -> Checking:
         # after everything else due at this same instant has run.
         data.timer = core.clock.callLater(0, inputs.timed_out)
 
+    # Begun after its timeout (a late process), the check times out at once, unless
+    # whoever catches up the components has timed it out already, in the order the
+    # delays would have ended (``ComponentStartup.start``'s ``deadline``).
     data.timer = core.clock.callLater(max(0.0, core.timeout - core.elapsed), deadline)
     return data
 
@@ -203,6 +215,7 @@ for _state in (passed, failed, abandoned):
     ):
         _state.upon(_input).loop().returns(None)
     _state.upon(CheckInputs.port_unavailable).loop().returns(None)
+    _state.upon(CheckInputs.timed_out).loop().returns(None)
     _state.upon(CheckInputs.abandon).loop().returns(None)
 for _input in (CheckInputs.component_completed, CheckInputs.component_failed):
     idle.upon(_input).loop().returns(None)

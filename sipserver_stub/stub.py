@@ -75,7 +75,16 @@ class SipServerStub:
         self.mode = self.fixture.mode
         self._report(ApplicationStatus.INITIALIZING, "starting")
         self.link.start()
-        self._begin_startup(0.0 if since is None else self.clock.seconds() - since)
+        elapsed = 0.0 if since is None else self.clock.seconds() - since
+        if elapsed < 0:
+            log.warn(
+                "{app}: the start was asked for {ahead:g} s from now (clocks apart?); "
+                "counting the startup delays from now",
+                app=self.fixture.application,
+                ahead=-elapsed,
+            )
+            elapsed = 0.0
+        self._begin_startup(elapsed)
 
     def stop(self, *, abort: bool = False) -> Deferred[None]:
         """Stop working now (``stopped`` fires); ``closed`` fires once the LCA link is down.
@@ -119,7 +128,9 @@ class SipServerStub:
         self._components = ComponentStartup(
             self.clock, self.fixture.components, self._component_completed, self._component_failed
         )
-        self._components.start(elapsed)
+        check = self._check
+        timeout = (opts.backup_init_check_timeout, check.timed_out) if check is not None else None
+        self._components.start(elapsed, deadline=timeout)
 
     def _component_completed(self, component: Component) -> None:
         log.info("{app}: {c} initialized", app=self.fixture.application, c=component.label)

@@ -226,3 +226,17 @@ def test_run_parses_each_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems == []
     assert len(scenarios) < len(files)
     assert len(composed) == len(files)
+
+
+@pytest.mark.parametrize("epoch", ["nan", "inf", "-5", "0", "soon"])
+def test_stub_refuses_an_epoch_that_is_no_time(
+    epoch: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sipserver-stub --epoch`` takes a finite positive Unix time; anything else is a
+    usage error (exit 2) naming the argument, not a traceback at start-up."""
+    from sipserver_stub.cli import parser
+
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(["fixtures/stubs/primary.yaml", "--epoch", epoch])
+    assert exited.value.code == 2
+    assert "argument --epoch" in capsys.readouterr().err

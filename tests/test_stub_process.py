@@ -227,6 +227,21 @@ async def test_process_startup_counts_from_its_epoch(tmp_path: Path) -> None:
 
 
 @reactor_test
+async def test_an_epoch_in_the_future_counts_from_now(tmp_path: Path) -> None:
+    """An --epoch ahead of the clock (clocks apart) is taken as now, and said: the 15 s
+    timeout still runs out, instead of never."""
+    options = {"TServer": {"backup-init-check": True, "backup-init-check-timeout": 15}}
+    fixture = write_fixture(
+        tmp_path, "SIPS_AHEAD", options=options, components={"operational-info": "hang"}
+    )
+    async with emulated_site() as site:
+        child = site.start_stub(fixture, "--epoch", repr(site.clock.seconds() + 100_000))
+        await site.wait_for_status("SIPS_AHEAD", UNAVAILABLE)
+        assert RUNNING not in site.reported("SIPS_AHEAD")
+        assert await site.stop_stub(child) == ProcessExit(code=0, signal=None)
+
+
+@reactor_test
 async def test_process_port_taken_by_the_test_is_service_unavailable(tmp_path: Path) -> None:
     """A SIP port this test really occupies makes the backup SERVICE_UNAVAILABLE at once."""
     with OccupiedPort(0) as occupied:

@@ -408,6 +408,52 @@ def test_completion_just_after_the_timeout_is_late(clock: Clock, verdicts: Verdi
     assert verdicts.statuses == [(60.0, UNAVAILABLE)]
 
 
+def verdict_after(elapsed: float, plan: ComponentPlan, timeout: float = 15) -> tuple[str, str]:
+    """The check's verdict, wired as the stub wires it, for a start ``elapsed`` seconds
+    late in which Smart Proxy follows ``plan`` and the others complete at once."""
+    clock = Clock()
+    verdicts = Verdicts(clock)
+    check = BackupInitCheck(CheckCore(clock, timeout, verdicts, elapsed=elapsed))
+    check.begin()
+    startup = ComponentStartup(
+        clock, plans(smart_proxy=plan), check.component_completed, check.component_failed
+    )
+    startup.start(elapsed, deadline=(timeout, check.timed_out))
+    clock.pump([0.5] * 120)  # in steps, as a reactor turns: callLater(0) runs before later calls
+    [(_, status, reason)] = verdicts.given
+    return status.value, reason
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        ComponentPlan(OK, 20),
+        ComponentPlan(OK, 15),
+        ComponentPlan(OK, 10),
+        ComponentPlan(FAIL, 20),
+        ComponentPlan(FAIL, 15),
+        ComponentPlan(HANG),
+    ],
+    ids=["ok-after", "ok-at", "ok-before", "fail-after", "fail-at", "hang"],
+)
+@pytest.mark.parametrize("elapsed", [14.0, 15.0, 16.0, 30.0])
+def test_a_late_start_gives_the_on_time_verdict(plan: ComponentPlan, elapsed: float) -> None:
+    """A process that comes up after its check's timeout (and after its components'
+    delays) decides as if it had started on time: a component done after the timeout
+    is late, one done exactly at it is in time."""
+    assert verdict_after(elapsed, plan) == verdict_after(0.0, plan)
+
+
+def test_a_late_start_past_every_delay_is_not_running() -> None:
+    """The case that once went wrong: timeout 15, every component done at 20, the process
+    up at 30. Its components' completions must not beat the timeout."""
+    status, reason = verdict_after(30.0, ComponentPlan(OK, 20))
+    assert (status, reason) == (
+        "SERVICE_UNAVAILABLE",
+        "not initialized within backup-init-check-timeout (15 s): Smart Proxy",
+    )
+
+
 def test_abandon_at_the_deadline(clock: Clock, verdicts: Verdicts) -> None:
     """Abandoned at the very instant of the timeout, after the timer fired: no verdict."""
     check = started_check(clock, verdicts)
