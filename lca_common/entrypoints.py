@@ -117,13 +117,17 @@ def ignore_interrupt_if_managed() -> bool:
 
 
 def terminate_with_parent() -> None:
-    """Linux: SIGTERM when the parent process dies (prctl PR_SET_PDEATHSIG)."""
+    """Linux: SIGKILL when the parent process dies (prctl PR_SET_PDEATHSIG).
+
+    SIGKILL, not SIGTERM: it ends a stopped (hung) child too, and nobody is left to
+    hear a graceful end.
+    """
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: orphans are reaped by hand
         pass
 

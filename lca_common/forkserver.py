@@ -20,8 +20,9 @@ The control socket is a connected UNIX stream socket; one JSON object per line.
 - ``{"exited": ID, "code": N, "signal": N}`` once a child has ended (one of the two
   is null), always after its ``started``.
 
-The server exits at the end of its control socket.  Its children end with it
-(``PR_SET_PDEATHSIG``: ``SIGTERM``), as they would end with the LCA.
+The server exits at the end of its control socket, killing (SIGKILL) and reaping the
+children still running; if it is killed itself, they end with it
+(``PR_SET_PDEATHSIG``: ``SIGKILL``), as they would end with the LCA.
 """
 
 from __future__ import annotations
@@ -300,8 +301,11 @@ class _Server:
                         pass
                 self.reap()
             if self.control.fileno() in readable:
-                data, fds, _, _ = socket.recv_fds(self.control, _READ_SIZE, _MAX_FDS_PER_READ)
+                data, fds, flags, _ = socket.recv_fds(self.control, _READ_SIZE, _MAX_FDS_PER_READ)
                 self.fds.extend(fds)
+                if flags & socket.MSG_CTRUNC:  # descriptors were lost: requests and their
+                    print("fork server: descriptors lost (MSG_CTRUNC)", file=sys.stderr)
+                    return  # descriptors no longer pair up; the LCA spawns from now on
                 if not data:
                     return
                 self.buffer += data
@@ -316,6 +320,9 @@ class _Server:
             request = SpawnRequest.decode(line)
         except ValueError as e:
             print(f"fork server: {e}", file=sys.stderr)
+            # Its descriptors came with it: drop them, or the next request gets them.
+            for _ in range(min(FDS_PER_SPAWN, len(self.fds))):
+                os.close(self.fds.popleft())
             return
         if len(self.fds) < FDS_PER_SPAWN:
             self.send(Failed(request.id, "no stdout and stderr came with the request"))
@@ -498,6 +505,13 @@ class _Server:
         signal.set_wakeup_fd(-1)
         os.close(self.wake_r)
         os.close(self.wake_w)
+        for pid in self.children:  # end them here rather than leave orphans to PID 1,
+            with contextlib.suppress(OSError):  # which may not reap them (a container)
+                os.kill(pid, signal.SIGKILL)
+        for pid in self.children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
         for spare in self.spares:
             spare.sock.close()  # it sees the end and exits: reap it rather than leave it
         for spare in self.spares:  # (the LCA signals us if this takes too long)

@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 from reactortest import reactor_test
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import Clock, LoopingCall
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
 
 from lca_emulator.harness.faults import AppLink, LinkFaults
@@ -676,6 +678,29 @@ async def test_relay_is_quiet_once_the_lca_has_read_the_close(reactor: Any) -> N
         await b.until(lambda: quiet.called, "the relay quiet")
         assert heard == [(b"STOP_PENDING\n", True)]
         assert b.relay.open == set()
+
+
+def test_relay_passes_on_lines_written_before_the_lca_answered() -> None:
+    """An application that writes its last line and closes before the relay's own
+    connection to the LCA is made: the line still reaches the LCA, then the close.
+    (A MemoryReactor decides when that connection is made.)"""
+    reactor = MemoryReactor()
+    relay = Relay(reactor, APP, "tcp:127.0.0.1:4999", LinkFaults(Clock()).link(APP))
+    [(_, app_factory, _, _)] = reactor.tcpServers
+    app = app_factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    assert app is not None
+    app.makeConnection(StringTransport())
+    app.dataReceived(b"last words\n")
+    app.connectionLost(Failure(ConnectionDone()))
+    [(_, _, lca_factory, _, _)] = reactor.tcpClients  # asked for, not yet made
+    lca = lca_factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4999))
+    assert lca is not None
+    to_lca = StringTransport()
+    lca.makeConnection(to_lca)
+    assert to_lca.value() == b"last words\n"
+    assert to_lca.disconnecting
+    lca.connectionLost(Failure(ConnectionDone()))
+    assert relay.open == set()
 
 
 class Ending:

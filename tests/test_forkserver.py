@@ -131,6 +131,45 @@ def test_never_forks_where_a_reactor_is_installed(capsys: pytest.CaptureFixture[
     assert "refusing to fork" in capsys.readouterr().err
 
 
+def test_a_malformed_request_takes_its_descriptors_with_it(tmp_path: Path) -> None:
+    """A request the server cannot read is dropped with the two descriptors that came
+    with it: the next request's child writes to its own stdout, not the dropped one's."""
+    import subprocess
+
+    ours, theirs = socket.socketpair()
+    server = subprocess.Popen(
+        [*SERVER.argv, "--control-fd", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        env=SERVER.env,
+        stderr=subprocess.PIPE,
+    )
+    theirs.close()
+    replies = ours.makefile("rb")
+    try:
+        ours.settimeout(WAIT_LIMIT)
+        assert isinstance(decode_reply(replies.readline().rstrip(b"\n")), Ready)
+        outputs = [tmp_path / name for name in ("bad.out", "bad.err", "good.out", "good.err")]
+        files = [path.open("wb") for path in outputs]
+        bad = b'{"spawn": 1, "target": "say", "args": "not a list"}\n'
+        socket.send_fds(ours, [bad], [files[0].fileno(), files[1].fileno()])
+        good = SpawnRequest(2, "say", ("hello",), env=dict(os.environ))
+        socket.send_fds(ours, [good.encode()], [files[2].fileno(), files[3].fileno()])
+        for f in files:
+            f.close()
+        started = decode_reply(replies.readline().rstrip(b"\n"))
+        assert isinstance(started, Started)
+        assert started.id == 2
+        exited = decode_reply(replies.readline().rstrip(b"\n"))
+        assert exited == Exited(2, 0, None)
+        assert outputs[2].read_text() == "hello\n"
+        assert outputs[0].read_text() == ""
+    finally:
+        replies.close()
+        ours.close()  # the end of the control socket: the server exits
+        _, err = server.communicate(timeout=WAIT_LIMIT)
+    assert b"malformed spawn request" in err
+
+
 # -- real fork servers ---------------------------------------------------------------------
 
 
@@ -335,13 +374,32 @@ async def test_spares_wait_ahead_and_are_replaced() -> None:
 
 @reactor_test
 async def test_stop_ends_the_fork_server() -> None:
-    """stop() closes the control socket: the fork server exits with code 0."""
+    """stop() closes the control socket: the fork server kills and reaps the children
+    still running (no orphan is left to PID 1) and exits with code 0."""
     async with fork_server() as forks:
         process = forks.server.process
         assert process is not None
+        child = forks.spawn("left", "wait")
+        await forks.until(lambda: child.pid is not None)
+        pid = child.pid
         await forks.server.stop().addTimeout(WAIT_LIMIT, forks.clock)
         assert await process.exited == ProcessExit(code=0, signal=None)
         assert not forks.server.serving
+        assert await forks.ended(child) == ProcessExit(code=None, signal=None)
+        assert not Path(f"/proc/{pid}").exists()  # reaped, not even a zombie
+
+
+@reactor_test
+async def test_stop_before_start_fails_the_waiters() -> None:
+    """Waiting for a fork server that is stopped before it started ends in an error,
+    not in a wait for ever."""
+    from twisted.internet import reactor
+
+    server = ForkServer(reactor, SERVER)
+    waiting = server.ready()
+    await server.stop()
+    with pytest.raises(ForkServerError, match="stopped before it started"):
+        await waiting
 
 
 @reactor_test
@@ -394,12 +452,17 @@ async def test_starts_asked_of_a_server_that_dies_first_are_spawned(logs: LogWat
 
 
 @reactor_test
-async def test_children_end_with_their_fork_server(logs: LogWatcher) -> None:
-    """Killing the fork server ends its children (PDEATHSIG), and their ends are reported."""
+@pytest.mark.parametrize("hung", [False, True], ids=["running", "hung"])
+async def test_children_end_with_their_fork_server(logs: LogWatcher, hung: bool) -> None:
+    """Killing the fork server ends its children (PDEATHSIG: SIGKILL, which ends a
+    stopped, hung child too), and their ends are reported."""
     async with fork_server() as forks:
         child = forks.spawn("orphan", "wait")
         await logs.wait_for_line("orphan", "ready").addTimeout(WAIT_LIMIT, forks.clock)
         await forks.until(lambda: child.pid is not None)  # its output may come before
+        if hung:
+            child.hang()
+            await forks.until(lambda: child.pid is not None and state_of(child.pid) == "T")
         assert forks.server.process is not None
         forks.server.process.kill()
         assert await forks.ended(child) == ProcessExit(code=None, signal=None)
@@ -450,6 +513,10 @@ async def test_forked_stub_registers_and_stops_gracefully(tmp_path: Path) -> Non
         assert record.pid != os.getpid()
         outcome = await layer.control.stop("SIPS_F").addTimeout(WAIT_LIMIT, reactor)
         assert outcome == ProcessExit(code=0, signal=None)
+        # Its pid came after the start was journaled; the end names it.
+        details = {e.event.value: e.detail for e in layer.journal.entries("SIPS_F")}
+        assert details["started"] == "pid=-"
+        assert details["exited"] == f"exited with code 0 (pid {record.pid})"
     finally:
         await layer.shutdown().addTimeout(WAIT_LIMIT, reactor)
         await forks.stop().addTimeout(WAIT_LIMIT, reactor)

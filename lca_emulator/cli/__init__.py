@@ -331,7 +331,7 @@ def serve(args: argparse.Namespace) -> None:
             log.info("stopping: asking every application to exit")
             d = layer.shutdown()
             d.addBoth(_then(relays.close))
-            d.addBoth(lambda _: forks.stop())
+            d.addBoth(lambda result: forks.stop().addCallback(lambda _: result))
             if live is not None:
                 d.addBoth(live.stop)
             return d

@@ -76,15 +76,13 @@ class _AppSide(Protocol):
         d.addCallbacks(self._lca_connected, self._lca_failed)
 
     def _lca_connected(self, lca: _LcaSide) -> None:
-        if self.closed:
-            lca.transport.loseConnection()  # type: ignore[union-attr]
-            self.lca_closed = True
-            self.relay.ended(self)
-            return
         self.lca = lca
         pending, self.pending = self.pending, []
         for data in pending:
             lca.transport.write(data)  # type: ignore[union-attr]
+        if self.closed:  # it wrote its last lines and closed before the LCA answered:
+            # pass them on, then the close (ended once the LCA's end has closed too)
+            lca.transport.loseConnection()  # type: ignore[union-attr]
 
     def _lca_failed(self, failure: Failure) -> None:
         log.info("relay of {app}: LCA unreachable: {why}", app=self.relay.name, why=failure)
@@ -162,7 +160,17 @@ class Relay:
             d.callback(None)
             return d
         self._quiet.append(d)
-        return d.addTimeout(QUIET_LIMIT, self.reactor, onTimeoutCancel=lambda *_: None)
+
+        def timed_out(result: object, timeout: float) -> None:
+            log.warn(
+                "relay of {app}: still {n} connection(s) open {limit:g} s after its "
+                "process ended; taking it as ended",
+                app=self.name,
+                n=len(self.open),
+                limit=timeout,
+            )
+
+        return d.addTimeout(QUIET_LIMIT, self.reactor, onTimeoutCancel=timed_out)
 
     @property
     def endpoint(self) -> str:

@@ -210,7 +210,9 @@ class ApplicationControl:
             return exit  # it vanished with its host: no LCA is left to see it end
         del self._running[name]
         host = self._host(name)
-        host.lca.process_exited(name, exit.describe())
+        # A forked process's pid is known only after its start was journaled.
+        pid = f" (pid {app.pid})" if app.pid is not None else ""
+        host.lca.process_exited(name, exit.describe() + pid)
         asked = name in self._stopping or name in self._restarting
         self._stopping.discard(name)
         spec = self.applications.get(name)

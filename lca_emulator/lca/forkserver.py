@@ -117,6 +117,7 @@ class _Forked:
         self.streams: list[_OutputStream] = []
         self.open_streams = 0
         self.outcome: ProcessExit | None = None
+        self.handle: _Pid | None = None
 
     def handed_over(self) -> None:
         """The fork server holds the child's ends of the output sockets: close ours."""
@@ -130,6 +131,8 @@ class _Forked:
         self.maybe_ended()
 
     def exited(self, outcome: ProcessExit) -> None:
+        if self.handle is not None:
+            self.handle.pid = None  # reaped: its pid may be another process's by now
         self.outcome = outcome
         self.maybe_ended()
 
@@ -309,6 +312,9 @@ class ForkServer:
         process = self.process
         if self._state is _State.NEW or process is None:
             self._state = _State.GONE
+            waiting, self._ready = self._ready, []
+            for ready in waiting:
+                ready.errback(ForkServerError(f"the {self.name} was stopped before it started"))
             return succeed(None)
         if self._state is not _State.GONE:
             self._state = _State.STOPPING
@@ -355,7 +361,8 @@ class ForkServer:
             pid=reply.pid,
             name=self.name,
         )
-        forked.child._started(_Pid(reply.pid))
+        forked.handle = _Pid(reply.pid)
+        forked.child._started(forked.handle)
 
     def _failed(self, reply: Failed) -> None:
         forked = self._pending.pop(reply.id, None)
