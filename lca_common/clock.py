@@ -15,17 +15,27 @@ class ScaledClock:
 
     ``seconds()`` counts from 0 at ``origin``, a time of the real clock (default: now,
     at creation), so journals read as scenario time.  A process started by the LCA
-    passes the real time its start was asked for, so that its scenario time and the
-    LCA's agree however long it took to come up.  ``callLater`` keeps its meaning
+    is given the real time its start was asked for as its origin, so that its delays
+    count from the start request however long it took to come up.  ``callLater`` keeps its meaning
     (``delay`` scenario seconds from now).
     """
 
-    def __init__(self, reactor: IReactorTime, scale: float, origin: float | None = None) -> None:
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        scale: float,
+        origin: float | None = None,
+        *,
+        held: bool = False,
+    ) -> None:
+        """``held``: scenario time stays 0 until :meth:`restart` (what happens before,
+        such as a site's configuration, happens at 0, and time never goes back)."""
         if scale <= 0:
             raise ValueError(f"time scale must be positive, got {scale}")
         self.reactor = reactor
         self.scale = scale
         self._origin = reactor.seconds() if origin is None else origin
+        self._held = held
 
     @property
     def origin(self) -> float:
@@ -33,10 +43,14 @@ class ScaledClock:
         return self._origin
 
     def restart(self) -> None:
-        """Scenario time is 0 now (calls already scheduled keep their real times)."""
+        """Scenario time is 0 now, and runs (calls already scheduled keep their real
+        times)."""
         self._origin = self.reactor.seconds()
+        self._held = False
 
     def seconds(self) -> float:
+        if self._held:
+            return 0.0
         return (self.reactor.seconds() - self._origin) / self.scale
 
     def callLater(

@@ -45,6 +45,21 @@ from typing import Any, NoReturn
 
 from lca_common.entrypoints import terminate_with_parent
 
+__all__ = [
+    "FDS_PER_SPAWN",
+    "Exited",
+    "Failed",
+    "Ready",
+    "Reply",
+    "SpawnRequest",
+    "Started",
+    "Target",
+    "decode_reply",
+    "encode_reply",
+    "serve",
+]
+"""The wire format of the control socket (both sides) and ``serve`` (the server side)."""
+
 FDS_PER_SPAWN = 2
 """Descriptors sent with each ``spawn``: the child's stdout and stderr."""
 
@@ -475,7 +490,7 @@ class _Server:
         os.environ.update(request.env)
         _name_process(request.target)
         sys.argv = [request.target, *request.args]
-        _exit(run_target(target, list(request.args)))
+        _exit(_run_target(target, list(request.args)))
 
     def reap(self) -> None:
         while True:
@@ -542,7 +557,7 @@ def _name_process(name: str) -> None:
         ctypes.CDLL(None).prctl(pr_set_name, name.encode()[:15], 0, 0, 0)
 
 
-def run_target(target: Target, args: Sequence[str]) -> int:
+def _run_target(target: Target, args: Sequence[str]) -> int:
     """Run a program's ``main`` as the interpreter would; returns its exit code."""
     try:
         target(list(args))

@@ -70,6 +70,19 @@ def test_restart_makes_now_scenario_time_zero() -> None:
     assert fired == [pytest.approx(2.0)]
 
 
+def test_a_held_clock_reads_zero_until_restarted() -> None:
+    """held: scenario time is 0 until restart(), so what happens before (a site's
+    configuration while its fork server starts) is at 0 and time never goes back."""
+    real = real_clock(1000.0)
+    clock = ScaledClock(real, 0.1, held=True)
+    real.advance(0.5)
+    assert clock.seconds() == 0.0
+    clock.restart()
+    assert clock.seconds() == 0.0
+    real.advance(0.2)
+    assert clock.seconds() == pytest.approx(2.0)
+
+
 def test_delayed_calls_are_the_real_clocks() -> None:
     """getDelayedCalls() lists the real clock's pending calls."""
     real = real_clock()

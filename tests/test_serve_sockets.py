@@ -667,6 +667,7 @@ def test_config_pair_of_real_stubs(serve: Callable[..., Serve], tmp_path: Path) 
     site.until({"SIPS_A": ("RUNNING", "PRIMARY"), "SIPS_B": ("STOPPED", "EXITING")})
     assert not [m for m in site.watcher.received if m["message"] == "EventSwitchoverRefused"]
     assert site.server.stop() == 0, site.server.log_text()
+    assert "stub fork server | serving" in site.server.log_text()  # the stubs were forked
 
 
 def test_config_refusals_then_late_backup_takes_over(
@@ -897,3 +898,15 @@ def test_request_event_plays_events_on_a_running_serve(
     switchover = site.next_of("EventSwitchover")
     assert (switchover["from"], switchover["to"]) == ("SIPS_A", "SIPS_B")
     assert site.server.stop() == 0, site.server.log_text()
+
+
+def test_serve_starts_a_fork_server_only_for_stubs(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """With external programs alone there is nothing to fork: serve starts no fork
+    server (no process, no nice -10 session) and stops cleanly."""
+    config = tmp_path / "site.yaml"
+    config.write_text("applications:\n  - {application: APP_X, external: true}\n", encoding="utf-8")
+    server = serve("--config", str(config))
+    assert server.stop() == 0
+    assert "fork server" not in server.log_text()

@@ -222,6 +222,7 @@ def serve(args: argparse.Namespace) -> None:
     from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
     from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
     from lca_emulator.web.live import LiveServer, LiveSettings, http_endpoint_description
+    from sipserver_stub.fixture import StubFixture
 
     specs = [application_spec(fixture) for fixture in applications]
     specs += [outside_spec(application) for application in outside]
@@ -275,8 +276,12 @@ def serve(args: argparse.Namespace) -> None:
         # one clock for the emulator and its stubs, or heartbeats would be misread
         clock = reactor if args.time_scale == 1.0 else ScaledClock(reactor, args.time_scale)
         processes = ProcessLauncher(reactor, clock)
-        forks = stub_fork_server(reactor)
-        forks.start().addErrback(lambda _: None)  # logged; starts meanwhile wait, or spawn
+        # a fork server only where there are stubs to start (not for commands or
+        # external programs alone)
+        forks = None
+        if any(isinstance(spec.program, StubFixture) for spec in specs):
+            forks = stub_fork_server(reactor)
+            forks.start().addErrback(lambda _: None)  # logged; starts meanwhile wait, or spawn
         stubs = StubProcessLauncher(
             processes,
             Path(workdir.name),
@@ -331,7 +336,8 @@ def serve(args: argparse.Namespace) -> None:
             log.info("stopping: asking every application to exit")
             d = layer.shutdown()
             d.addBoth(_then(relays.close))
-            d.addBoth(lambda result: forks.stop().addCallback(lambda _: result))
+            if forks is not None:
+                d.addBoth(lambda result: forks.stop().addCallback(lambda _: result))
             if live is not None:
                 d.addBoth(live.stop)
             return d

@@ -32,8 +32,9 @@ log = Logger()
 LATE_SLACK = 0.095
 """Wall-clock seconds an observed time may be late by in a wall-clock run.
 
-Every clock of a run counts from the same instant (a stub process's from its start
-request: ``--epoch``), so what is left is latency, and latency only makes times late:
+Every delay of a run counts from the instant it refers to, on one wall clock (a stub
+process's from its start request: ``--epoch``), so what is left is latency, and
+latency only makes times late:
 a stub's start (forked by the stub fork server) and registration, a report's way to
 the LCA, timers and scheduling on a busy machine.  ``LATE_SLACK + EARLY_SLACK`` is
 0.1 s: at x0.1 a time one scenario second off fails either way as long as nothing is

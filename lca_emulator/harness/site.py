@@ -137,7 +137,7 @@ class Site:
         self.clock: IReactorTime
         self.network: SiteNetwork
         if mode is not RunMode.VIRTUAL:
-            self.clock = ScaledClock(reactor, time_scale)
+            self.clock = ScaledClock(reactor, time_scale, held=True)  # runs from open()
             self.network = LoopbackNetwork(reactor)
         elif transport is Transport.MEMORY:
             self.clock = Clock()

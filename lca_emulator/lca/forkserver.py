@@ -141,7 +141,7 @@ class _Forked:
         does for the processes it spawns)."""
         if self.outcome is not None and self.open_streams <= 0:
             self.lines.flush()
-            self.child._ended(self.outcome)
+            self.child.ended(self.outcome)
 
     def abandon(self) -> None:
         """Stop reading its output (it will not run as this request)."""
@@ -362,7 +362,7 @@ class ForkServer:
             name=self.name,
         )
         forked.handle = _Pid(reply.pid)
-        forked.child._started(forked.handle)
+        forked.child.attach(forked.handle)
 
     def _failed(self, reply: Failed) -> None:
         forked = self._pending.pop(reply.id, None)
@@ -426,4 +426,4 @@ class ForkServer:
             forked.processes.start(forked.name, forked.spec.fallback, child=forked.child)
         except ProcessStartError as e:
             _log.error("{application} | {error}", application=forked.name, error=str(e))
-            forked.child._ended(_UNKNOWN)
+            forked.child.ended(_UNKNOWN)

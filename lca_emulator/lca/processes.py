@@ -201,15 +201,17 @@ class ChildProcess:
         if self._exit.running:
             self._timer = self._clock.callLater(grace, self.signal, "KILL")
 
-    def _started(self, handle: ProcessHandle) -> None:
-        """It runs, as ``handle``: send the signals that waited for it."""
+    def attach(self, handle: ProcessHandle) -> None:
+        """It runs, as ``handle``: send the signals that waited for it.  Called by
+        whoever started the process (``ProcessLauncher``, a fork server)."""
         self._handle = handle
         self.pid = handle.pid
         queued, self._queued = self._queued, []
         for name in queued:
             self.signal(name)
 
-    def _ended(self, outcome: ProcessExit) -> None:
+    def ended(self, outcome: ProcessExit) -> None:
+        """It has ended so (its output included); called by whoever started it."""
         if not self._exit.running:
             return
         if self._timer is not None and self._timer.active():
@@ -274,7 +276,7 @@ class _ChildProtocol(ProcessProtocol):
     def processEnded(self, reason: Failure) -> None:
         self._lines.flush()
         value = reason.value
-        self._child._ended(
+        self._child.ended(
             ProcessExit(
                 code=getattr(value, "exitCode", None),
                 signal=getattr(value, "signal", None),
@@ -320,7 +322,7 @@ class ProcessLauncher:
             )
         except OSError as error:
             raise ProcessStartError(name, f"{executable}: {error.strerror or error}") from error
-        child._started(transport)
+        child.attach(transport)
         transport.closeStdin()
         _log.info(
             "{application} | started pid {pid}: {argv}",
