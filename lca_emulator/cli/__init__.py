@@ -308,6 +308,21 @@ def serve(args: argparse.Namespace) -> None:
             max_connections=max_connections,
             register_timeout=args.register_timeout,
         )
+        live: LiveServer | None = None
+
+        def shutting_down() -> Deferred[object]:
+            log.info("stopping: asking every application to exit")
+            d = layer.shutdown()
+            d.addBoth(_then(relays.close))
+            if forks is not None:
+                d.addBoth(lambda result: forks.stop().addCallback(lambda _: result))
+            if live is not None:
+                d.addBoth(live.stop)
+            return d
+
+        # from here on, Ctrl-C (even while still starting) stops what has started
+        reactor.addSystemEventTrigger("before", "shutdown", shutting_down)
+        stop_reactor_on_interrupt(reactor)
         try:
             ports = await layer.listen(lca_endpoint, scs_endpoint, host_endpoints)
         except Exception as e:
@@ -318,7 +333,6 @@ def serve(args: argparse.Namespace) -> None:
         print(f"SCS listening on {ListeningAddresses.describe(ports.scs)}", flush=True)
         for name, port in ports.hosts.items():
             print(f"LCA of {name} listening on {ListeningAddresses.describe(port)}", flush=True)
-        live = None
         if http_endpoint is not None:
             settings = LiveSettings(rate=1 / args.time_scale, unix_time=args.time_scale == 1.0)
             try:
@@ -331,19 +345,6 @@ def serve(args: argparse.Namespace) -> None:
         layer.management.play = lambda event: play_requested_event(layer, event, faults)
         for error in layer.start_all():
             log.error("{error}", error=error)
-
-        def shutting_down() -> Deferred[object]:
-            log.info("stopping: asking every application to exit")
-            d = layer.shutdown()
-            d.addBoth(_then(relays.close))
-            if forks is not None:
-                d.addBoth(lambda result: forks.stop().addCallback(lambda _: result))
-            if live is not None:
-                d.addBoth(live.stop)
-            return d
-
-        reactor.addSystemEventTrigger("before", "shutdown", shutting_down)
-        stop_reactor_on_interrupt(reactor)
         await Deferred()  # until Ctrl-C / SIGTERM stops the reactor
 
     try:
