@@ -111,7 +111,9 @@ class SipServerStub:
         opts = self.options
         if self.mode is ExecutionMode.BACKUP and opts.backup_init_check:
             self._check = BackupInitCheck(
-                CheckCore(self.clock, opts.backup_init_check_timeout, self._report, elapsed=elapsed)
+                CheckCore(
+                    self.clock, opts.backup_init_check_timeout, self._checked, elapsed=elapsed
+                )
             )
             self._check.begin()
             reason = self._port_check()
@@ -131,6 +133,12 @@ class SipServerStub:
         check = self._check
         timeout = (opts.backup_init_check_timeout, check.timed_out) if check is not None else None
         self._components.start(elapsed, deadline=timeout)
+
+    def _checked(self, status: ApplicationStatus, reason: str) -> None:
+        """The check's verdict, final until the next start: from now on the check would
+        ignore every input, so none is sent to it."""
+        self._check = None
+        self._report(status, reason)
 
     def _component_completed(self, component: Component) -> None:
         log.info("{app}: {c} initialized", app=self.fixture.application, c=component.label)

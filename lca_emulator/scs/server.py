@@ -224,8 +224,11 @@ class SolutionControlServer:
     def _split_brain_change(self, pair: HaPair) -> Callable[[], None] | None:
         """Both members up and PRIMARY is a split brain (vendor log 10329; "recovered",
         10330, once it ends): journaled once when it starts, once when it ends."""
-        records = [self.registry.get(pair.primary), self.registry.get(pair.backup)]
-        split = all(r is not None and r.up and r.mode is ExecutionMode.PRIMARY for r in records)
+        split = _up_as_primary(self.registry.get(pair.primary)) and _up_as_primary(
+            self.registry.get(pair.backup)
+        )
+        if split == (pair.name in self._split):  # what nearly every change finds
+            return None
         return self._condition_change(
             pair,
             self._split,
@@ -240,11 +243,12 @@ class SolutionControlServer:
         20621 of SCS 8.5.100.31; our reading: no member the SCS could make primary);
         journaled once when it starts and once ("recovered", 20623) when a member is up
         again.  Not while the SCS is suspended (a whole site shutting down)."""
-        records = [self.registry.get(pair.primary), self.registry.get(pair.backup)]
-        any_up = any(r is not None and r.up for r in records)
+        any_up = _is_up(self.registry.get(pair.primary)) or _is_up(self.registry.get(pair.backup))
         if any_up:
             self._had_brain.add(pair.name)
         if self._suspended or pair.name not in self._had_brain:
+            return None
+        if any_up != (pair.name in self._no_brain):  # what nearly every change finds
             return None
         return self._condition_change(
             pair,
@@ -477,6 +481,14 @@ class SolutionControlServer:
     def _announce(self, notice: SwitchoverNotice) -> None:
         for listener in list(self._listeners):
             listener(notice)
+
+
+def _is_up(record: ApplicationRecord | None) -> bool:
+    return record is not None and record.up
+
+
+def _up_as_primary(record: ApplicationRecord | None) -> bool:
+    return record is not None and record.up and record.mode is ExecutionMode.PRIMARY
 
 
 def _pair_input(change: RecordChange) -> PairInput | None:
