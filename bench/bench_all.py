@@ -25,6 +25,8 @@ from bench_suite import Row
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
+from lca_emulator.harness.batch import log_critical_only
+
 GROUPS = ("codec", "virtual", "timeout", "wire", "latency", "stub", "processes", "suites", "pytest")
 
 
@@ -117,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"[{name}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         report(command, rows, load_before, time.perf_counter() - started)
 
+    # as `lca-emulator run` logs while it runs scenarios (the in-process figures are its)
+    log_critical_only(sys.stderr)
     react(lambda reactor: ensureDeferred(run(reactor)))
 
 

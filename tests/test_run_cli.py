@@ -502,3 +502,30 @@ def test_wall_estimate_and_long_run_warning(tmp_path: Path) -> None:
         "warning: this run will take about 10 min of wall-clock time; "
         "--time-scale 0.125 runs it 10x faster"
     )
+
+
+LOGS_AS_A_RUN = """\
+import sys, warnings
+from twisted.logger import Logger
+from lca_emulator.harness.batch import log_critical_only
+log = Logger(namespace="probe")
+log.critical("before: {n}", n=1)
+log_critical_only(sys.stderr)
+log.info("an info line")
+log.error("an error line")
+log.critical("after: {n}", n=2)
+warnings.warn("a warning", UserWarning)
+"""
+
+
+def test_a_run_logs_critical_events_only_and_leaves_warnings_to_python() -> None:
+    """A run's log shows critical events once each, as before logging began, nothing
+    below them, and Python still prints its warnings."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOGS_AS_A_RUN], capture_output=True, text=True, check=True
+    )
+    assert done.stderr.splitlines() == [
+        "before: 1",
+        "after: 2",
+        "<string>:10: UserWarning: a warning",
+    ]

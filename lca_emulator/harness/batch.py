@@ -16,12 +16,15 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import MappingProxyType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from lca_emulator.harness.model import Scenario
 from lca_emulator.harness.runner import RunSettings, ScenarioResult, run_scenario
 from lca_emulator.harness.site import RunMode, Site, open_stub_fork_server
 from lca_emulator.lca.forkserver import ForkServer
+
+if TYPE_CHECKING:
+    from twisted.logger import LogEvent
 
 
 def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -40,15 +43,50 @@ ResultHandler = Callable[[int, ScenarioResult], None]
 """Called with each scenario's index (in the given order) and its result."""
 
 
+def log_critical_only(stream: TextIO) -> None:
+    """Begin logging as a run shows it: critical events (an unhandled error) to
+    ``stream``, as Twisted writes them before logging begins, and nothing else.
+
+    A run shows no other log event, so none is kept: until logging begins, Twisted
+    keeps every event in a buffer for the observers to come (some 7 % of a scenario's
+    time in virtual time, for the stubs' lines).  Python's warnings stay printed by
+    Python, as before.
+    """
+    import warnings
+
+    from twisted.logger import (
+        FileLogObserver,
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        eventAsText,
+        globalLogBeginner,
+    )
+
+    def text(event: LogEvent) -> str:
+        return eventAsText(event, includeTimestamp=False, includeSystem=False) + "\n"
+
+    critical = FilteringLogObserver(
+        FileLogObserver(stream, text), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.critical)]
+    )
+    showwarning = warnings.showwarning
+    # discardBuffer: its critical events were written already, and the rest never shows
+    globalLogBeginner.beginLoggingTo([critical], discardBuffer=True, redirectStandardIO=False)
+    warnings.showwarning = showwarning
+
+
 def run_serially(
     scenarios: Sequence[Scenario], settings: RunSettings, on_result: ResultHandler
 ) -> list[ScenarioResult]:
     """Run ``scenarios`` one after another on the global reactor (which this runs and
-    stops); returns the results, fewer than asked when interrupted."""
+    stops); returns the results, fewer than asked when interrupted.  Logs critical
+    events only (:func:`log_critical_only`), to standard error."""
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, ensureDeferred
 
     from lca_common.entrypoints import stop_reactor_on_interrupt
+
+    log_critical_only(sys.stderr)
 
     results: list[ScenarioResult] = []
     current: list[Site] = []
