@@ -107,7 +107,7 @@ class ApplicationRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordChange:
     """One recorded change: the record before and after, and the journal event."""
 
@@ -162,15 +162,17 @@ class ChangeFeed:
 
     def publish(self, *changes: RecordChange) -> None:
         """Announce ``changes`` (after any change still being announced)."""
-        self._queue.extend(changes)
+        queue = self._queue
+        queue.extend(changes)
         if self._announcing:
             return
         self._announcing = True
+        decider = self._decider
         try:
-            while self._queue:
-                current = self._queue.popleft()
-                act = self._decider.consider(current) if self._decider is not None else None
-                for subscriber in list(self._subscribers):
+            while queue:
+                current = queue.popleft()
+                act = decider.consider(current) if decider is not None else None
+                for subscriber in tuple(self._subscribers):  # one may leave meanwhile
                     subscriber(current)
                 if act is not None:
                     act()
@@ -265,7 +267,8 @@ class ApplicationRegistry:
     def _track_departure(self, before: ApplicationRecord, after: ApplicationRecord) -> None:
         name = after.name
         if after.connected or after.managed or name in self._kept:
-            self._remember(name)
+            if self._departed:
+                self._remember(name)
             return
         after_seconds = self.forget_departed_after
         if after_seconds is None or not before.connected or name in self._departed:
@@ -300,7 +303,7 @@ class ApplicationRegistry:
         Fields not given stay as they are; ``since`` moves only when the status or
         mode changes.
         """
-        now = self.now()
+        now = self.clock.seconds()
         before = self._records.get(name) or ApplicationRecord(name=name, since=now)
         self._records[name] = after = before.updated(now, fields)
         self.journal.append(

@@ -512,9 +512,9 @@ def test_check_c_catches_a_lost_report(monkeypatch: pytest.MonkeyPatch) -> None:
     """An LCA that drops a status report fails (c)."""
     update = ApplicationSession._update_status
 
-    def drop_running(self: ApplicationSession, name: str, message: Any) -> None:
+    def drop_running(self: ApplicationSession, name: str, message: Any, record: Any) -> None:
         if message.status is not ApplicationStatus.RUNNING or self.lca.records.get(name) is None:
-            update(self, name, message)
+            update(self, name, message, record)
 
     monkeypatch.setattr(ApplicationSession, "_update_status", drop_running)
     result = run([ScenarioEvent(10, EventAction.DELAY_LINK, B, latency_ms=500)])

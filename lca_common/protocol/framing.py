@@ -213,6 +213,12 @@ class JsonLinesProtocol(LineOnlyReceiver):
             flow.unread += len(line) + 1
         self.sendLine(line)
 
+    def sendLine(self, line: bytes) -> None:
+        """One write per line: ``LineOnlyReceiver`` writes the line and its delimiter as
+        a sequence, which a socket checks piece by piece and the harness's transports join.
+        """
+        self._transport().write(line + self.delimiter)
+
     def disconnect(self) -> None:
         """Close the connection once pending output is written."""
         self._open = False

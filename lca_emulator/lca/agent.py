@@ -34,7 +34,7 @@ from lca_common.protocol.messages import (
     ResponseExecutionModeChanged,
 )
 from lca_emulator.journal import LOG_NOW_BACKUP, LOG_NOW_PRIMARY, JournalEvent
-from lca_emulator.registry import Records
+from lca_emulator.registry import ApplicationRecord, Records
 from lca_emulator.sml import SmlOptions
 
 log = Logger()
@@ -267,9 +267,9 @@ class ApplicationSession:
                 getattr(message, "ref", None),
             )
             return
-        self._heard_from(name)
+        record = self._heard_from(name)
         if isinstance(message, RequestUpdateStatus):
-            self._update_status(name, message)
+            self._update_status(name, message, record)
         elif isinstance(message, ResponseExecutionModeChanged):
             self._mode_changed(name, message)
         elif isinstance(message, RequestHeartbeat):
@@ -348,8 +348,9 @@ class ApplicationSession:
         )
         self.watch()
 
-    def _update_status(self, name: str, message: RequestUpdateStatus) -> None:
-        record = self.lca.records.get(name)
+    def _update_status(
+        self, name: str, message: RequestUpdateStatus, record: ApplicationRecord | None
+    ) -> None:
         assert record is not None
         mode = message.mode
         if self._pending_modes and mode is not self._pending_modes[max(self._pending_modes)]:
@@ -430,13 +431,16 @@ class ApplicationSession:
             self._silence.cancel()
         self._silence = None
 
-    def _heard_from(self, name: str) -> None:
+    def _heard_from(self, name: str) -> ApplicationRecord | None:
+        """Any message shows ``name`` answers: recovered if it was hung; its record now."""
         record = self.lca.records.get(name)
         if record is not None and record.hung:
             self.lca.records.note(
                 name, JournalEvent.RECOVERED, status=record.reported_status, hung=False
             )
+            record = self.lca.records.get(name)  # as the SCS may have left it since
         self.watch()
+        return record
 
     def _hung(self, name: str, period: float) -> None:
         self._silence = None
