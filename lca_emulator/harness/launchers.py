@@ -102,6 +102,8 @@ def stub_fixture(spec: ApplicationSpec) -> StubFixture:
     fixture = spec.program
     if not isinstance(fixture, StubFixture):
         raise TypeError(f"{spec.name}: the harness starts SIP Server stubs only")
+    if fixture.options == spec.options:  # no option changed since it was configured
+        return fixture
     return dataclasses.replace(fixture, options=spec.options)
 
 

@@ -416,7 +416,8 @@ class Site:
                 if d.called or not due:
                     break
                 self.clock.advance(max(0.0, min(due) - self.clock.seconds()))
-            d.addTimeout(SETTLE_LIMIT, self.reactor)
+            if not d.called:  # nearly always done by now: a timeout would be a timer for nothing
+                d.addTimeout(SETTLE_LIMIT, self.reactor)
         await d
         if self.relays is not None:
             self.relays.close()

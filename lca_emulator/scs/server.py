@@ -204,18 +204,21 @@ class SolutionControlServer:
             released = self._release_promotion(name)
         split = self._split_brain_change(entry[0])
         no_brain = self._no_brain_change(entry[0])
-        decision = Decision()
+        decision = None
         pair_input = _pair_input(change)
         if pair_input is not None and not self._suspended:
             decision = self._decide(entry, pair_input)
-        if not decision.actions and split is None and no_brain is None and released is None:
+            if not decision.actions:
+                decision = None
+        if decision is None and split is None and no_brain is None and released is None:
             return None
 
         def act() -> None:
             for journal in (split, no_brain):
                 if journal is not None:
                     journal()
-            self._carry_out(entry[0], decision)
+            if decision is not None:
+                self._carry_out(entry[0], decision)
             if released is not None:
                 released()
 
