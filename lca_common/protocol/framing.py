@@ -503,8 +503,9 @@ class JsonLinesServerFactory(Factory):
         self._waiting: dict[JsonLinesProtocol, None] = {}
         """Open connections not admitted yet, oldest first."""
         limit = self.limits.max_connections
+        log = self.log  # a Logger read from an instance is a new Logger each time
         self.refusals = _ThrottledLog(
-            self.log,
+            log,
             clock,
             "{name}: refused a connection: {limit} are open, the most it accepts",
             "{name}: refused {held} more connection(s): {limit} are open, the most it accepts",
@@ -512,7 +513,7 @@ class JsonLinesServerFactory(Factory):
             limit=limit,
         )
         self.evictions = _ThrottledLog(
-            self.log,
+            log,
             clock,
             "{name}: {limit} connections open, the most it accepts: closed the oldest that "
             "had not registered or asked anything, to make room",
