@@ -415,6 +415,88 @@ def test_jobs_give_the_serial_report_in_the_same_order(tmp_path: Path) -> None:
     assert "5 scenarios: 4 passed, 1 failed" in parallel.stdout
 
 
+STUB_FIXTURE = "application: SIPS_C\nhost: host-c\nmode: primary\n"
+
+
+def _mixed_folder(folder: Path) -> list[str]:
+    """Scenarios (one failing) beside a stub fixture they use, in nested folders; the
+    paths to run: the folder, one file of it named again, and a file named first."""
+    (folder / "stubs").mkdir(parents=True)
+    (folder / "stubs" / "primary.yaml").write_text(STUB_FIXTURE)
+    for index in range(7):
+        text = SCENARIO.replace("name: failed T-Controller", f"name: case {index}")
+        if index in (2, 5):
+            text = text.replace("status: SERVICE_UNAVAILABLE, at: 5", "status: RUNNING, at: 5")
+        if index == 4:
+            text = text.replace(
+                "applications:\n", "applications:\n  - fixture: ../stubs/primary.yaml\n"
+            ).replace("expect:\n", "expect:\n  - {application: SIPS_C, status: RUNNING, at: 0}\n")
+        sub = folder / ("b" if index % 2 else "a")
+        sub.mkdir(exist_ok=True)
+        (sub / f"scenario_{index}.yaml").write_text(text)
+    return [
+        str(folder / "b" / "scenario_3.yaml"),
+        str(folder),
+        str(folder / "a" / "scenario_0.yaml"),
+    ]
+
+
+@pytest.mark.parametrize("jobs", ["2", "3"])
+def test_jobs_read_their_own_files_and_report_as_serially(tmp_path: Path, jobs: str) -> None:
+    """With workers that each read a share of the files, ``--jobs`` prints the serial
+    rows in the serial order (a file named twice runs once, where it first counts; a
+    stub fixture in the folder is no scenario) and exits as the serial run does."""
+    paths = _mixed_folder(tmp_path / "suite")
+    serial = run("lca-emulator", "run", *paths, cwd=tmp_path)
+    parallel = run("lca-emulator", "run", "--jobs", jobs, *paths, cwd=tmp_path)
+    assert serial.returncode == parallel.returncode == 1, parallel.stderr
+    assert _rows(parallel.stdout) == _rows(serial.stdout)
+    assert [
+        line.split("[")[0] for line in _rows(serial.stdout) if line[:4] in ("PASS", "FAIL")
+    ] == [
+        f"{'FAIL' if index in (2, 5) else 'PASS'}  case {index}  "
+        for index in (3, 0, 2, 4, 6, 1, 5)
+    ]
+    assert f"{jobs} workers" in parallel.stdout.splitlines()[0]
+    assert "7 scenarios: 5 passed, 2 failed" in parallel.stdout
+    assert parallel.stderr == serial.stderr == ""
+
+
+def test_jobs_report_every_bad_file_as_serially_and_run_nothing(tmp_path: Path) -> None:
+    """Bad files found by ``--jobs`` workers are all reported, in file order, with file
+    and line, and nothing runs (exit 2), as in a serial run."""
+    paths = _mixed_folder(tmp_path / "suite")
+    (tmp_path / "suite" / "a" / "scenario_0.yaml").write_text("name: x\nduration: -1\n")
+    (tmp_path / "suite" / "b" / "scenario_9.yaml").write_text("name: y\nduration: 5\nexpekt: []\n")
+    serial = run("lca-emulator", "run", *paths, cwd=tmp_path)
+    parallel = run("lca-emulator", "run", "--jobs", "2", *paths, cwd=tmp_path)
+    assert serial.returncode == parallel.returncode == 2
+    assert parallel.stdout == serial.stdout == ""
+    assert parallel.stderr == serial.stderr
+    assert parallel.stderr.splitlines() == [
+        f"lca-emulator: {tmp_path / 'suite' / 'a' / 'scenario_0.yaml'}:2: duration: "
+        "expected a number greater than 0, got -1",
+        f"lca-emulator: {tmp_path / 'suite' / 'b' / 'scenario_9.yaml'}:3: expekt: unknown key "
+        "'expekt'; did you mean 'expect'?",
+    ]
+
+
+def test_jobs_write_the_same_json_as_a_serial_run(tmp_path: Path) -> None:
+    """``--json`` from ``--jobs 2`` holds the serial document (wall times aside)."""
+    paths = _mixed_folder(tmp_path / "suite")
+
+    def document(*options: str) -> dict[str, object]:
+        out = tmp_path / f"results{len(options)}.json"
+        done = run("lca-emulator", "run", "-q", "--json", str(out), *options, *paths, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        data: dict[str, object] = json.loads(out.read_text())
+        for scenario in data["scenarios"]:  # type: ignore[attr-defined]
+            scenario.pop("wall_seconds")
+        return data
+
+    assert document("--jobs", "2") == document()
+
+
 def test_jobs_must_be_a_positive_count(scenario: Path) -> None:
     """``--jobs 0`` is a usage error (exit 2) that says what is expected."""
     result = run("lca-emulator", "run", "--jobs", "0", str(scenario), cwd=scenario.parent)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import io
 import json
 import math
 import sys
@@ -14,19 +16,24 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast, overload
 
 from lca_common.entrypoints import positive_float, positive_int, raise_priority
 from lca_common.yamlsource import ConfigError, format_number
 from lca_emulator.harness import golden as golden_journals
-from lca_emulator.harness.batch import run_in_workers, run_serially
-from lca_emulator.harness.discovery import discover_scenarios
+from lca_emulator.harness.batch import (
+    LoadingWorkers,
+    ScenarioSummary,
+    run_in_workers,
+    run_serially,
+)
+from lca_emulator.harness.discovery import discover_scenarios, scenario_candidates
 from lca_emulator.harness.loader import load_scenario
 from lca_emulator.harness.model import Expectation, Scenario
 from lca_emulator.harness.network import Transport
 from lca_emulator.harness.runner import RunSettings, ScenarioResult
 from lca_emulator.harness.site import RunMode
-from lca_emulator.web.report import check_writable, write_report
+from lca_emulator.web.report import check_writable
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -105,7 +112,47 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if unwritable := check_outputs(args):
         print(f"lca-emulator: {unwritable}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    scenarios, problems = load_all(args.paths, strict=args.strict)
+    mode = RunMode.VIRTUAL
+    if args.processes:
+        mode = RunMode.PROCESSES
+    elif args.real_time:
+        mode = RunMode.REAL_TIME
+    settings = RunSettings(mode, args.time_scale, Transport(args.transport))
+    golden = Golden(Path(args.golden), update=args.update_golden) if args.golden else None
+    workers: LoadingWorkers | None = None
+    try:
+        if args.jobs > 1 and mode is RunMode.VIRTUAL:
+            # the workers start at once, each reading its own share of the files
+            try:
+                candidates = scenario_candidates(args.paths)
+            except ConfigError as e:
+                print(f"lca-emulator: {e}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            keep = bool(args.json or args.timeline or args.html)
+            finish = functools.partial(render_result, golden=golden, quiet=args.quiet, keep=keep)
+            load = functools.partial(load_scenario, strict=args.strict)
+            workers = LoadingWorkers(candidates, settings, args.jobs, load, finish)
+            summaries, problem_texts = workers.load()
+            return _run_loaded(args, settings, summaries, problem_texts, out, workers=workers)
+        scenarios, problems = load_all(args.paths, strict=args.strict)
+        return _run_loaded(args, settings, scenarios, problems, out, golden=golden)
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _run_loaded(
+    args: argparse.Namespace,
+    settings: RunSettings,
+    scenarios: Sequence[Scenario] | Sequence[ScenarioSummary],
+    problems: Sequence[object],
+    out: TextIO,
+    *,
+    golden: Golden | None = None,
+    workers: LoadingWorkers | None = None,
+) -> int:
+    """The run once the files are read (here, or by ``workers``): refuse what cannot
+    run, run, write the outputs; returns the exit code."""
     if problems:
         for problem in problems:
             print(f"lca-emulator: {problem}", file=sys.stderr)
@@ -113,11 +160,7 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not scenarios:
         print("lca-emulator: no scenario files found in " + " ".join(args.paths), file=sys.stderr)
         return EXIT_BAD_INPUT
-    mode = RunMode.VIRTUAL
-    if args.processes:
-        mode = RunMode.PROCESSES
-    elif args.real_time:
-        mode = RunMode.REAL_TIME
+    mode = settings.mode
     wall_clock_only = [e for s in scenarios if (e := s.wall_clock_error()) is not None]
     if mode is RunMode.VIRTUAL and wall_clock_only:
         for problem in wall_clock_only:
@@ -133,18 +176,39 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    settings = RunSettings(mode, args.time_scale, Transport(args.transport))
     if mode is not RunMode.VIRTUAL and (refused := raise_priority()) is not None:
         print(
             f"lca-emulator: note: {refused}; on a busy machine, times may be later than "
             "the tolerance allows",
             file=sys.stderr,
         )
-    golden = Golden(Path(args.golden), update=args.update_golden) if args.golden else None
-    results = _run_all(scenarios, settings, out, jobs=args.jobs, quiet=args.quiet, golden=golden)
-    if len(results) < len(scenarios):
+    reports: Sequence[ScenarioResult] | Sequence[RenderedResult]
+    if workers is not None:
+        rendered = _run_all(
+            cast(Sequence[ScenarioSummary], scenarios),
+            settings,
+            out,
+            jobs=args.jobs,
+            quiet=args.quiet,
+            workers=workers,
+        )
+        passed = all(report.passed for report in rendered)
+        results = [report.result for report in rendered if report.result is not None]
+        reports = rendered
+    else:
+        results = _run_all(
+            cast(Sequence[Scenario], scenarios),
+            settings,
+            out,
+            jobs=args.jobs,
+            quiet=args.quiet,
+            golden=golden,
+        )
+        passed = all(r.passed for r in results)
+        reports = results
+    if len(reports) < len(scenarios):
         print(
-            f"lca-emulator: interrupted: {len(results)} of {len(scenarios)} scenarios ran",
+            f"lca-emulator: interrupted: {len(reports)} of {len(scenarios)} scenarios ran",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -153,17 +217,19 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             path = Path(args.json)
             path.parent.mkdir(parents=True, exist_ok=True)
             document = results_document(
-                results, settings, golden=golden is not None and not golden.update
+                results, settings, golden=bool(args.golden) and not args.update_golden
             )
             path.write_text(json.dumps(document, indent=2) + "\n")
         if args.timeline:
             write_timelines(results, Path(args.timeline))
         if args.html:
+            from lca_emulator.web.report import write_report
+
             write_report(results, Path(args.html))
     except OSError as e:
         print(f"lca-emulator: cannot write results: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return EXIT_PASSED if all(r.passed for r in results) else EXIT_FAILED
+    return EXIT_PASSED if passed else EXIT_FAILED
 
 
 def check_outputs(args: argparse.Namespace) -> str | None:
@@ -231,18 +297,64 @@ class Golden:
         return dataclasses.replace(result, golden=difference)
 
 
+@dataclass(frozen=True)
+class RenderedResult:
+    """A scenario's result as a ``--jobs`` worker sends it: its rows as printed, and the
+    result itself only when an output file needs it (a whole result is slow to send)."""
+
+    passed: bool
+    text: str
+    result: ScenarioResult | None = None
+
+
+def render_result(
+    result: ScenarioResult, *, golden: Golden | None, quiet: bool, keep: bool
+) -> RenderedResult:
+    """``result`` checked against its golden journal and printed, as the run prints it."""
+    if golden is not None:
+        result = golden.check(result)
+    rows = io.StringIO()
+    print_result(result, rows, quiet=quiet)
+    return RenderedResult(result.passed, rows.getvalue(), result if keep else None)
+
+
+@overload
 def _run_all(
-    scenarios: list[Scenario],
+    scenarios: Sequence[Scenario],
     settings: RunSettings,
     out: TextIO,
     *,
     jobs: int,
     quiet: bool,
     golden: Golden | None = None,
-) -> list[ScenarioResult]:
+) -> list[ScenarioResult]: ...
+
+
+@overload
+def _run_all(
+    scenarios: Sequence[ScenarioSummary],
+    settings: RunSettings,
+    out: TextIO,
+    *,
+    jobs: int,
+    quiet: bool,
+    workers: LoadingWorkers,
+) -> list[RenderedResult]: ...
+
+
+def _run_all(
+    scenarios: Sequence[Scenario] | Sequence[ScenarioSummary],
+    settings: RunSettings,
+    out: TextIO,
+    *,
+    jobs: int,
+    quiet: bool,
+    golden: Golden | None = None,
+    workers: LoadingWorkers | None = None,
+) -> list[ScenarioResult] | list[RenderedResult]:
     jobs = min(jobs, len(scenarios))
-    workers = f", {jobs} workers" if jobs > 1 else ""
-    header = f"running {len(scenarios)} scenario(s): {settings.describe()}{workers}"
+    worker_count = f", {jobs} workers" if jobs > 1 else ""
+    header = f"running {len(scenarios)} scenario(s): {settings.describe()}{worker_count}"
     if settings.mode is not RunMode.VIRTUAL:
         wall = wall_estimate(scenarios, settings.time_scale, jobs)
         header += f"; about {format_wall(wall)} of wall-clock time"
@@ -251,38 +363,53 @@ def _run_all(
         print(warning, file=out, flush=True)
     started = time.monotonic()
 
+    if workers is not None:
+
+        def show(index: int, rendered: RenderedResult) -> None:
+            out.write(rendered.text)
+            out.flush()
+
+        reports = workers.run(show)
+        _summary(sum(r.passed for r in reports), len(reports), started, out)
+        return reports
+
+    full = cast(Sequence[Scenario], scenarios)
     checked: dict[int, ScenarioResult] = {}
 
     def announce(index: int, result: ScenarioResult) -> None:
         if golden is not None:
             result = checked[index] = golden.check(result)
         print_result(result, out, quiet=quiet)
-        if settings.mode is not RunMode.VIRTUAL and jobs == 1 and index + 1 < len(scenarios):
-            _announce_next(scenarios, index + 1, settings, out)
+        if settings.mode is not RunMode.VIRTUAL and jobs == 1 and index + 1 < len(full):
+            _announce_next(full, index + 1, settings, out)
 
     if jobs > 1:
-        results = run_in_workers(scenarios, settings, jobs, announce)
+        results = run_in_workers(full, settings, jobs, announce)
     else:
         if settings.mode is not RunMode.VIRTUAL:
-            _announce_next(scenarios, 0, settings, out)
-        results = run_serially(scenarios, settings, announce)
+            _announce_next(full, 0, settings, out)
+        results = run_serially(full, settings, announce)
     results = [checked.get(index, result) for index, result in enumerate(results)]
-    passed = sum(r.passed for r in results)
-    failed = len(results) - passed
+    _summary(sum(r.passed for r in results), len(results), started, out)
+    return results
+
+
+def _summary(passed: int, ran: int, started: float, out: TextIO) -> None:
     elapsed = time.monotonic() - started
     print(
-        f"{len(results)} scenarios: {passed} passed, {failed} failed ({elapsed:.2f} s)",
+        f"{ran} scenarios: {passed} passed, {ran - passed} failed ({elapsed:.2f} s)",
         file=out,
         flush=True,
     )
-    return results
 
 
 LONG_RUN = 600.0
 """Wall-clock seconds beyond which a run is announced with a warning (10 minutes)."""
 
 
-def wall_estimate(scenarios: Sequence[Scenario], time_scale: float, jobs: int = 1) -> float:
+def wall_estimate(
+    scenarios: Sequence[Scenario] | Sequence[ScenarioSummary], time_scale: float, jobs: int = 1
+) -> float:
     """About how many wall-clock seconds the scenarios take: their durations times the
     scale, shared by ``jobs`` workers (never less than the longest one)."""
     durations = [s.duration * time_scale for s in scenarios]

@@ -7,14 +7,17 @@ results so far come back; the caller says the run was interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -214,3 +217,195 @@ def _interrupt(processes: Any) -> None:
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGINT)
+
+
+# -- --jobs N in virtual time: each worker reads its own share of the files ------------
+
+
+@dataclass(frozen=True)
+class ScenarioSummary:
+    """What the parent of loading workers needs of a scenario one of them has loaded."""
+
+    name: str
+    duration: float
+    wall_clock_problem: str | None
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> ScenarioSummary:
+        problem = scenario.wall_clock_error()
+        return cls(scenario.name, scenario.duration, None if problem is None else str(problem))
+
+    def wall_clock_error(self) -> str | None:
+        """Why the scenario cannot run in virtual time, as :meth:`Scenario.wall_clock_error`
+        says it."""
+        return self.wall_clock_problem
+
+
+Loader = Callable[[Path], Scenario]
+"""Reads one scenario file (raises :class:`ConfigError` on a bad one)."""
+
+Finisher = Callable[[ScenarioResult], Any]
+"""Turns a worker's result into what it sends back (picklable; a rendered row, say)."""
+
+_FileOutcome = tuple[int, bool | None, tuple[str, Any] | None]
+"""A worker's word on one file: its number, whether its content makes it a scenario
+(``None``: not asked), and ``("scenario", summary)``, ``("problem", text)`` or ``None``
+(not a scenario: not loaded)."""
+
+
+def _loading_worker(
+    files: list[tuple[int, Path, bool, bool]],
+    settings: RunSettings,
+    load: Loader,
+    finish: Finisher,
+    channel: Connection,
+) -> None:
+    """A worker of :class:`LoadingWorkers`: load its files ``(number, path, classify,
+    named)``, say how that went, and on the word go run the scenarios, sending each
+    result as ``finish`` makes it, then ``None``."""
+    from lca_common.yamlsource import ConfigError
+    from lca_emulator.harness.discovery import is_scenario
+
+    try:
+        outcomes: list[_FileOutcome] = []
+        loaded: list[tuple[int, Scenario]] = []
+        for number, path, classify, named in files:
+            content = is_scenario(path) if classify else None
+            if not (named or content):
+                outcomes.append((number, content, None))
+                continue
+            try:
+                scenario = load(path)
+            except ConfigError as e:
+                outcomes.append((number, content, ("problem", str(e))))
+                continue
+            loaded.append((number, scenario))
+            outcomes.append((number, content, ("scenario", ScenarioSummary.of(scenario))))
+        channel.send(outcomes)
+        if not channel.recv():
+            return
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        return  # interrupted, or the parent has gone: nothing to run
+
+    def send(index: int, result: ScenarioResult) -> None:
+        channel.send((loaded[index][0], finish(result)))
+
+    run_serially([scenario for _, scenario in loaded], settings, send)
+    channel.send(None)
+    channel.close()
+
+
+class LoadingWorkers:
+    """``--jobs N`` in virtual time: worker processes, started before any file is read,
+    each load a share of the candidate files and then run its scenarios.
+
+    :meth:`load` returns the scenarios (as :class:`ScenarioSummary`) and the problems in
+    the order :func:`discover_scenarios` gives; :meth:`run` then has the workers run,
+    and hands each result (as the workers' ``finish`` made it) over in that order.
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[tuple[Path, bool]],
+        settings: RunSettings,
+        jobs: int,
+        load: Loader,
+        finish: Finisher,
+    ) -> None:
+        self._candidates = list(candidates)
+        self._paths = list(dict.fromkeys(path for path, _ in self._candidates))
+        named = {path for path, is_named in self._candidates if is_named}
+        in_folder = {path for path, is_named in self._candidates if not is_named}
+        jobs = max(1, min(jobs, len(self._paths)))
+        context = multiprocessing.get_context(_start_method())
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        for worker in range(jobs):
+            files = [
+                (number, path, path in in_folder, path in named)
+                for number in range(worker, len(self._paths), jobs)
+                for path in [self._paths[number]]
+            ]
+            parent_end, child_end = context.Pipe()
+            process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+                target=_loading_worker,
+                args=(files, settings, load, finish, child_end),
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            self._workers.append((process, parent_end))
+        self._order: list[int] = []  # file numbers of the scenarios, in run order
+
+    def load(self) -> tuple[list[ScenarioSummary], list[str]]:
+        """Wait for every worker's loading; the scenarios and the problems, in order."""
+        from lca_emulator.harness.discovery import select_scenarios
+
+        outcomes: dict[int, _FileOutcome] = {}
+        for _, channel in self._workers:
+            try:
+                for outcome in channel.recv():
+                    outcomes[outcome[0]] = outcome
+            except EOFError:
+                raise RuntimeError("a --jobs worker died while loading its files") from None
+        number_of = {path: number for number, path in enumerate(self._paths)}
+        chosen = select_scenarios(self._candidates, lambda path: bool(outcomes[number_of[path]][1]))
+        scenarios: list[ScenarioSummary] = []
+        problems: list[str] = []
+        for path in chosen:
+            number, _, loaded = outcomes[number_of[path]]
+            assert loaded is not None  # a file that counts was loaded
+            kind, value = loaded
+            if kind == "problem":
+                problems.append(value)
+            else:
+                scenarios.append(value)
+                self._order.append(number)
+        return scenarios, problems
+
+    def run(self, on_result: Callable[[int, Any], None]) -> list[Any]:
+        """Have the workers run their scenarios; ``on_result`` hears of each (its index
+        in :meth:`load`'s order) in order. Returns them, fewer when interrupted."""
+        index_of = {number: index for index, number in enumerate(self._order)}
+        pending: dict[Connection, BaseProcess] = {}
+        for process, channel in self._workers:
+            try:
+                channel.send(True)
+                pending[channel] = process
+            except BrokenPipeError:
+                pass  # the worker died: its scenarios are missing
+        found: dict[int, Any] = {}
+        reported = 0
+        while pending:
+            try:
+                ready = wait(list(pending))
+            except KeyboardInterrupt:
+                _interrupt(pending.values())
+                continue
+            for ready_end in ready:
+                channel = cast(Connection, ready_end)
+                try:
+                    message = channel.recv()
+                except EOFError:
+                    message = None  # the worker died: its scenarios left are missing
+                if message is None:
+                    pending.pop(channel).join()
+                    continue
+                number, finished = message
+                found[index_of[number]] = finished
+            while reported in found:
+                on_result(reported, found[reported])
+                reported += 1
+        return [found[i] for i in range(reported)]
+
+    def close(self) -> None:
+        """Stop the workers (told not to run, if they are still waiting for the word)."""
+        for process, channel in self._workers:
+            if process.is_alive():
+                with contextlib.suppress(OSError):  # BrokenPipeError: it has gone
+                    channel.send(False)
+            channel.close()
+        for process, _ in self._workers:
+            process.join(timeout=1)
+            if process.is_alive():
+                process.kill()
+                process.join()
