@@ -4,10 +4,12 @@ often Ctrl-C is hit, and the scheduling priority of a wall-clock run."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 
 def positive_float(text: str) -> float:
@@ -80,6 +82,39 @@ def exit_quietly_on_closed_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
     raise SystemExit(1)
+
+
+def exit_without_teardown(main: Callable[[], object]) -> NoReturn:
+    """Run a console script's ``main``, then end the process as the interpreter would
+    (threads joined, output flushed, atexit handlers run) but without tearing it down:
+    freeing every module and object one by one took 0.1 to 0.3 s after a run of the
+    reference suite.  An exception other than SystemExit ends it the usual way."""
+    import atexit
+    import sys
+    import threading
+
+    try:
+        main()
+        code: object = 0
+    except SystemExit as e:
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        exit_quietly_on_closed_pipe()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # what an atexit handler printed, if it can
+            stream.flush()
+    os._exit(code)
 
 
 MANAGED_ENV = "LCA_EMULATOR_MANAGED"

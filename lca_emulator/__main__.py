@@ -1,5 +1,5 @@
 """``python -m lca_emulator``: the same as ``lca-emulator``."""
 
-from lca_emulator.cli import main
+from lca_emulator.cli import entry_point
 
-main()
+entry_point()

@@ -1,5 +1,5 @@
 """``python -m sipserver_stub``: the same as ``sipserver-stub``."""
 
-from sipserver_stub.cli import main
+from sipserver_stub.cli import entry_point
 
-main()
+entry_point()

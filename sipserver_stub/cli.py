@@ -9,7 +9,12 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from lca_common.entrypoints import add_version, ignore_interrupt_if_managed, positive_float
+from lca_common.entrypoints import (
+    add_version,
+    exit_without_teardown,
+    ignore_interrupt_if_managed,
+    positive_float,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -48,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
         "startup delays count from it, however long this process took to come up",
     )
     return p
+
+
+def entry_point() -> None:
+    """The ``sipserver-stub`` console script: :func:`main`, then the process ends without
+    the interpreter's teardown."""
+    exit_without_teardown(main)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -97,6 +97,27 @@ def test_the_leaf_loads_nothing_for_its_rare_paths() -> None:
     assert not {m for m in loaded if m.startswith(("importlib.resources", "difflib"))}
 
 
+def test_a_virtual_time_run_loads_no_process_machinery() -> None:
+    """``lca-emulator run`` in virtual time loads neither the fork servers, the relays nor
+    the report page: only wall-clock runs and ``--html`` use them."""
+    scenario = ROOT / "fixtures" / "ha" / "scenario_primary_fails_backup_unavailable.yaml"
+    loaded = loaded_after(
+        "import contextlib, io\n"
+        "from lca_emulator.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f"    main(['run', '-q', {str(scenario)!r}])"
+    )
+    assert "lca_emulator.harness.runner" in loaded
+    process_only = (
+        "lca_common.forkserver",
+        "lca_emulator.lca.forkserver",
+        "sipserver_stub.forkserver",
+        "lca_emulator.harness.relay",
+        "lca_emulator.web",
+    )
+    assert not {m for m in loaded if m.startswith(process_only)}
+
+
 @pytest.mark.parametrize("path", sources("sipserver_stub"), ids=relative)
 def test_stub_imports_only_the_leaf(path: Path) -> None:
     """No stub module imports the emulator."""

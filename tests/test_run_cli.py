@@ -611,3 +611,34 @@ def test_a_run_logs_critical_events_only_and_leaves_warnings_to_python() -> None
         "after: 2",
         "<string>:10: UserWarning: a warning",
     ]
+
+
+@pytest.mark.parametrize(
+    ("ending", "code", "stderr"),
+    [("pass", 0, ""), ("raise SystemExit(3)", 3, ""), ("raise SystemExit('no')", 1, "no\n")],
+)
+def test_console_scripts_end_as_the_interpreter_would(ending: str, code: int, stderr: str) -> None:
+    """The console scripts skip the interpreter's teardown, not what comes before it:
+    output flushed, atexit handlers run, the exit code of SystemExit (1 for a message)."""
+    script = (
+        "import atexit, sys, threading\n"
+        "from lca_common.entrypoints import exit_without_teardown\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "done = threading.Event()\n"
+        "def late() -> None:\n"
+        "    done.wait()\n"
+        "    sys.stdout.write('thread ran ')\n"
+        "def main():\n"
+        "    threading.Thread(target=late).start()\n"
+        "    sys.stdout.write('unflushed ')\n"
+        "    done.set()\n"
+        f"    {ending}\n"
+        "exit_without_teardown(main)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == code
+    assert sorted(done.stdout.split()) == ["atexit", "ran", "ran", "thread", "unflushed"]
+    assert done.stdout.endswith("atexit ran\n")
+    assert done.stderr == stderr

@@ -19,6 +19,7 @@ from lca_common.clock import ScaledClock
 from lca_common.entrypoints import (
     add_version,
     exit_quietly_on_closed_pipe,
+    exit_without_teardown,
     positive_float,
     positive_int,
     stop_reactor_on_interrupt,
@@ -176,6 +177,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         exit_quietly_on_closed_pipe()
     raise SystemExit(code)
+
+
+def entry_point() -> None:
+    """The ``lca-emulator`` console script: :func:`main`, then the process ends without
+    the interpreter's teardown."""
+    exit_without_teardown(main)
 
 
 def _narrate(change: Any) -> None:

@@ -33,7 +33,6 @@ from lca_emulator.harness.model import Expectation, Scenario
 from lca_emulator.harness.network import Transport
 from lca_emulator.harness.runner import RunSettings, ScenarioResult
 from lca_emulator.harness.site import RunMode
-from lca_emulator.web.report import check_writable
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -235,9 +234,12 @@ def _run_loaded(
 def check_outputs(args: argparse.Namespace) -> str | None:
     """Why an output of the run cannot be written, checked before anything runs (a run
     on the wall clock may take hours): ``None`` when every one can."""
-    files = [("--json", args.json), ("--html", args.html)]
+    files = [(flag, name) for flag, name in (("--json", args.json), ("--html", args.html)) if name]
+    if files:
+        from lca_emulator.web.report import check_writable  # the report's module: when asked
+
     for flag, name in files:
-        if name and (why := check_writable(Path(name))):
+        if why := check_writable(Path(name)):
             return f"cannot write {flag} {name}: {why}"
     folders = [("--timeline", args.timeline)]
     if args.update_golden:

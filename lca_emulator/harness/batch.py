@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
+import gc
 import multiprocessing
 import os
 import signal
@@ -24,10 +25,11 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from lca_emulator.harness.model import Scenario
 from lca_emulator.harness.runner import RunSettings, ScenarioResult, run_scenario
 from lca_emulator.harness.site import RunMode, Site, open_stub_fork_server
-from lca_emulator.lca.forkserver import ForkServer
 
 if TYPE_CHECKING:
     from twisted.logger import LogEvent
+
+    from lca_emulator.lca.forkserver import ForkServer  # imported by wall-clock runs only
 
 
 def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -318,6 +320,9 @@ class LoadingWorkers:
         in_folder = {path for path, is_named in self._candidates if not is_named}
         jobs = max(1, min(jobs, len(self._paths)))
         context = multiprocessing.get_context(_start_method())
+        # a forked worker's collections would otherwise walk (and so copy) every object
+        # of the parent's: the modules it imported
+        gc.freeze()
         self._workers: list[tuple[BaseProcess, Connection]] = []
         for worker in range(jobs):
             files = [

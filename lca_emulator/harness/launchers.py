@@ -30,7 +30,6 @@ from lca_emulator.applications import ApplicationSpec, CommandProgram
 from lca_emulator.harness.faults import LinkFaults
 from lca_emulator.harness.model import OutsideApplication
 from lca_emulator.harness.network import ClosingEndpoint, SiteNetwork, client_endpoint_for
-from lca_emulator.lca.forkserver import ForkServer, ForkSpec
 from lca_emulator.lca.processes import (
     ChildProcess,
     ExitWatch,
@@ -39,12 +38,15 @@ from lca_emulator.lca.processes import (
     ProcessSpec,
 )
 from sipserver_stub.fixture import SipPortState, StubFixture
-from sipserver_stub.forkserver import TARGET as STUB_TARGET
 from sipserver_stub.sip_port import OccupiedPort, SipPortProbe
 from sipserver_stub.stub import SipServerStub
 
 if TYPE_CHECKING:
     from lca_emulator.harness.relay import Relays
+    from lca_emulator.lca.forkserver import ForkServer
+
+# The fork server's modules are imported by the starts that use one (stub processes):
+# a run in virtual time never does.
 
 _SIGKILL = 9
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when there is one: faster
@@ -223,6 +225,8 @@ def _stub_environment() -> dict[str, str]:
 
 def stub_fork_server(reactor: Any) -> ForkServer:
     """A fork server for stubs (``python -m sipserver_stub.forkserver``), not started yet."""
+    from lca_emulator.lca.forkserver import ForkServer
+
     command = ProcessSpec(
         argv=(sys.executable, "-m", "sipserver_stub.forkserver"), env=_stub_environment()
     )
@@ -271,5 +275,8 @@ class StubProcessLauncher:
         plain = ProcessSpec(argv=(sys.executable, "-m", "sipserver_stub", *args), env=env)
         if self.forks is None:
             return self.processes.start(spec.name, plain)
+        from lca_emulator.lca.forkserver import ForkSpec
+        from sipserver_stub.forkserver import TARGET as STUB_TARGET
+
         fork = ForkSpec(STUB_TARGET, args, plain, env)
         return self.forks.spawn(spec.name, fork, self.processes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -22,10 +22,12 @@ from lca_emulator.harness.verdict import Timeline, Verdict, judge_all
 from lca_emulator.journal import JournalEntry
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ControlError
-from lca_emulator.lca.forkserver import ForkServer
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import SwitchoverRefusedError
 from lca_emulator.sml import parse_sml_options
+
+if TYPE_CHECKING:  # imported by wall-clock runs only
+    from lca_emulator.lca.forkserver import ForkServer
 
 log = Logger()
 

@@ -19,7 +19,7 @@ import enum
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -45,16 +45,18 @@ from lca_emulator.harness.network import (
     SiteNetwork,
     Transport,
 )
-from lca_emulator.harness.relay import RelayingLauncher, Relays
 from lca_emulator.harness.traffic import TrafficMonitor
 from lca_emulator.harness.verdict import Timeline
 from lca_emulator.layer import ManagementLayer
 from lca_emulator.lca.control import ApplicationLauncher, ControlError
-from lca_emulator.lca.forkserver import ForkServer, ForkServerError
 from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
 from lca_emulator.registry import ApplicationRecord
 from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
+
+if TYPE_CHECKING:  # the relays and the fork server: imported by wall-clock runs only
+    from lca_emulator.harness.relay import Relays
+    from lca_emulator.lca.forkserver import ForkServer
 
 log = Logger()
 
@@ -86,6 +88,8 @@ Ctrl-C and SIGTERM (an in-memory run otherwise never gives the reactor a turn)."
 async def open_stub_fork_server(reactor: Any) -> ForkServer:
     """A stub fork server, once it serves; if it could not start (logged), one that is
     gone, so that stubs are spawned as new processes."""
+    from lca_emulator.lca.forkserver import ForkServerError
+
     forks = stub_fork_server(reactor)
     try:
         await forks.start().addTimeout(SETTLE_LIMIT, reactor)
@@ -179,6 +183,8 @@ class Site:
         if mode is RunMode.VIRTUAL:
             faults = self.faults if link_faults else None
             return InProcessLauncher(self.network, self.clock, faults=faults)
+        from lca_emulator.harness.relay import RelayingLauncher, Relays
+
         # processes reach their LCA through a relay, where link faults are real
         self.relays = Relays(self.faults, self.reactor)
         if mode is RunMode.PROCESSES:
