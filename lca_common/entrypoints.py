@@ -117,6 +117,19 @@ def exit_without_teardown(main: Callable[[], object]) -> NoReturn:
     os._exit(code)
 
 
+def collect_garbage_from_now() -> None:
+    """Turn the cyclic garbage collector back on, if a console script turned it off for
+    its start (imports and reading files: about a tenth of ``run -q fixtures/``'s CPU),
+    leaving what exists by now out of its rounds (``gc.freeze``): the modules and what
+    was read live as long as the process.  Does nothing where it was left on (a test
+    calling the command's ``main``)."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 MANAGED_ENV = "LCA_EMULATOR_MANAGED"
 """Set in the environment of applications the emulated LCA starts."""
 

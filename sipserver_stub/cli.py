@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from lca_common.entrypoints import (
     add_version,
+    collect_garbage_from_now,
     exit_without_teardown,
     ignore_interrupt_if_managed,
     positive_float,
@@ -57,7 +59,9 @@ def parser() -> argparse.ArgumentParser:
 
 def entry_point() -> None:
     """The ``sipserver-stub`` console script: :func:`main`, then the process ends without
-    the interpreter's teardown."""
+    the interpreter's teardown.  The garbage collector is off until the stub has
+    imported and read its fixture (:func:`collect_garbage_from_now`)."""
+    gc.disable()
     exit_without_teardown(main)
 
 
@@ -105,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             fixture = dataclasses.replace(fixture, sip_port=occupied.port)
 
     managed = ignore_interrupt_if_managed()
+    collect_garbage_from_now()
 
     def run(_reactor: object) -> Deferred[None]:
         globalLogBeginner.beginLoggingTo(

@@ -642,3 +642,22 @@ def test_console_scripts_end_as_the_interpreter_would(ending: str, code: int, st
     assert sorted(done.stdout.split()) == ["atexit", "ran", "ran", "thread", "unflushed"]
     assert done.stdout.endswith("atexit ran\n")
     assert done.stderr == stderr
+
+
+def test_the_collector_comes_back_on_after_the_start() -> None:
+    """A console script starts with the garbage collector off; it is back on (with what
+    exists by then frozen) once the command has read its files, and left alone where
+    it was on (a test calling ``main``)."""
+    script = (
+        "import gc\n"
+        "from lca_common.entrypoints import collect_garbage_from_now\n"
+        "collect_garbage_from_now()\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+        "gc.disable()\n"
+        "collect_garbage_from_now()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True", "0", "True", "True"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import socket
 import sys
@@ -18,6 +19,7 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from lca_common.clock import ScaledClock
 from lca_common.entrypoints import (
     add_version,
+    collect_garbage_from_now,
     exit_quietly_on_closed_pipe,
     exit_without_teardown,
     positive_float,
@@ -181,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def entry_point() -> None:
     """The ``lca-emulator`` console script: :func:`main`, then the process ends without
-    the interpreter's teardown."""
+    the interpreter's teardown.  The garbage collector is off until the command has
+    imported and read what it needs (:func:`collect_garbage_from_now`)."""
+    gc.disable()
     exit_without_teardown(main)
 
 
@@ -354,6 +358,7 @@ def serve(args: argparse.Namespace) -> None:
             log.error("{error}", error=error)
         await Deferred()  # until Ctrl-C / SIGTERM stops the reactor
 
+    collect_garbage_from_now()
     try:
         react(lambda r: ensureDeferred(run(r)))
     finally:

@@ -18,7 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO, cast, overload
 
-from lca_common.entrypoints import positive_float, positive_int, raise_priority
+from lca_common.entrypoints import (
+    collect_garbage_from_now,
+    positive_float,
+    positive_int,
+    raise_priority,
+)
 from lca_common.yamlsource import ConfigError, format_number
 from lca_emulator.harness import golden as golden_journals
 from lca_emulator.harness.batch import (
@@ -181,6 +186,7 @@ def _run_loaded(
             "the tolerance allows",
             file=sys.stderr,
         )
+    collect_garbage_from_now()  # everything is imported and read
     reports: Sequence[ScenarioResult] | Sequence[RenderedResult]
     if workers is not None:
         rendered = _run_all(

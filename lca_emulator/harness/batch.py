@@ -265,8 +265,13 @@ def _loading_worker(
     """A worker of :class:`LoadingWorkers`: load its files ``(number, path, classify,
     named)``, say how that went, and on the word go run the scenarios, sending each
     result as ``finish`` makes it, then ``None``."""
+    from lca_common.entrypoints import collect_garbage_from_now
     from lca_common.yamlsource import ConfigError
     from lca_emulator.harness.discovery import is_scenario
+
+    # a forked worker's collections would otherwise walk (and so copy) every object it
+    # inherited: the modules its parent imported
+    gc.freeze()
 
     try:
         outcomes: list[_FileOutcome] = []
@@ -288,6 +293,7 @@ def _loading_worker(
             return
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return  # interrupted, or the parent has gone: nothing to run
+    collect_garbage_from_now()  # off while the console script started and read the files
 
     def send(index: int, result: ScenarioResult) -> None:
         channel.send((loaded[index][0], finish(result)))
@@ -320,9 +326,6 @@ class LoadingWorkers:
         in_folder = {path for path, is_named in self._candidates if not is_named}
         jobs = max(1, min(jobs, len(self._paths)))
         context = multiprocessing.get_context(_start_method())
-        # a forked worker's collections would otherwise walk (and so copy) every object
-        # of the parent's: the modules it imported
-        gc.freeze()
         self._workers: list[tuple[BaseProcess, Connection]] = []
         for worker in range(jobs):
             files = [
