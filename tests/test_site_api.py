@@ -148,3 +148,45 @@ async def test_a_virtual_run_stops_past_the_step_limit(
         await site.run_until(10_000)
     assert 200 < site.clock.seconds() < 400  # about one beat a second
     assert turns == [0] * 30
+
+
+@reactor_test
+async def test_an_aborted_close_kills_everything_and_leaks_nothing() -> None:
+    """close(abort=True), the end of a virtual-time run: every application is killed
+    (no graceful stop, no auto-restart), a port a stub held is free again, and the
+    site no longer listens."""
+    import socket
+
+    from twisted.internet import reactor
+
+    from lca_emulator.harness.site import Site
+    from sipserver_stub.fixture import SipPortState
+
+    restarting = StubFixture("SIPS_A", ExecutionMode.PRIMARY, host="host-a", auto_restart=True)
+    holding = StubFixture(
+        "SIPS_B",
+        ExecutionMode.BACKUP,
+        host="host-b",
+        sip_port=0,
+        sip_port_state=SipPortState.IN_USE,
+    )
+    site = Site(reactor, applications=[restarting, holding], pairs=[PAIR])
+    await site.open()
+    site.start("SIPS_A")
+    site.start("SIPS_B")
+    await site.wait_for("SIPS_B", ApplicationStatus.RUNNING, within=5)
+    held = site.layer.control._running["SIPS_B"].occupied  # type: ignore[attr-defined]
+    assert held is not None
+    port = held.port
+    before = len(site.layer.journal.entries())
+    await site.close(abort=True)
+    after = [(e.application, e.event) for e in site.layer.journal.entries()[before:]]
+    for name in ("SIPS_A", "SIPS_B"):
+        assert (name, JournalEvent.KILLED) in after
+        assert (name, JournalEvent.EXITED) in after
+    assert not [event for _, event in after if event is JournalEvent.RESTARTED]
+    assert not [event for _, event in after if event is JournalEvent.STOP_REQUESTED]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # released
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", site.lca_port), timeout=5).close()

@@ -211,7 +211,9 @@ async def _run(
         final: dict[str, ApplicationRecord] = {r.name: r for r in site.layer.registry.records()}
         journal = tuple(site.layer.journal)
     finally:
-        await site.close()
+        # In virtual time nothing outlives the run (no process, no socket but loopback
+        # listeners): kill rather than stop gracefully, a third of a scenario's time.
+        await site.close(abort=mode is RunMode.VIRTUAL)
     timeline = Timeline(journal)
     allowed = tolerance(mode, time_scale)
     verdicts = judge_all(

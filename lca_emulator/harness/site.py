@@ -411,9 +411,11 @@ class Site:
             f"{application} did not show {wanted} within {within:g} s; observed:\n  {lines}"
         )
 
-    async def close(self) -> None:
-        """Stop every application and stop listening."""
-        d: Deferred[object] = self.layer.shutdown()
+    async def close(self, *, abort: bool = False) -> None:
+        """Stop every application and stop listening; with ``abort``, kill them instead
+        of stopping them gracefully (what they do then is journaled, but nobody reads
+        it: ``run_scenario`` takes the journal first)."""
+        d: Deferred[object] = self.layer.abort() if abort else self.layer.shutdown()
         if isinstance(self.clock, Clock):
             # graceful stops wait on the virtual clock: keep it moving until done
             while not d.called:

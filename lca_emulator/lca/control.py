@@ -385,6 +385,13 @@ class ApplicationControl:
             if wanted and self._host(name) is host:
                 self._start_quietly(name)
 
+    def kill_all(self) -> Deferred[list[ProcessExit | None]]:
+        """End every running application at once, as ``kill -9`` would, none of them
+        restarted (the end of a run whose journal has been taken)."""
+        self._restarting.clear()
+        self._stopping.update(self._running)  # asked to end: no auto-restart
+        return gatherResults([self._kill(name) for name in list(self._running)])
+
     def stop_all(self) -> Deferred[list[ProcessExit | None]]:
         """Stop every running application (used at shutdown).  Each LCA stops its own:
         no request crosses the SCS's links, so one that is lost stops nothing short, and
