@@ -146,9 +146,10 @@ def run_serially(
 
 
 def _worker(chunk: list[tuple[int, Scenario]], settings: RunSettings, out: Connection) -> None:
-    """A worker process: run its scenarios, send back ``(index, result)`` pairs."""
-    results = run_serially([s for _, s in chunk], settings, lambda i, r: None)
-    out.send([(chunk[i][0], result) for i, result in enumerate(results)])
+    """A worker process: run its scenarios, sending back ``(index, result)`` as each
+    ends, then None."""
+    run_serially([s for _, s in chunk], settings, lambda i, r: out.send((chunk[i][0], r)))
+    out.send(None)
     out.close()
 
 
@@ -173,32 +174,46 @@ def run_in_workers(
         process.start()
         send.close()
         workers.append((process, receive))
-    found: dict[int, ScenarioResult] = {}
-    reported = 0
     pending = {receive: process for process, receive in workers}
     try:
-        while pending:
-            try:
-                ready = wait(list(pending))
-            except KeyboardInterrupt:
-                _interrupt(pending.values())
-                continue
-            for ready_end in ready:
-                receive = cast(Connection, ready_end)
-                process = pending.pop(receive)
-                try:
-                    for index, result in receive.recv():
-                        found[index] = result
-                except EOFError:
-                    pass  # the worker died before sending: its scenarios are missing
-                process.join()
-            while reported in found:
-                on_result(reported, found[reported])
-                reported += 1
+        return _collect_in_order(pending, lambda index: index, on_result)
     finally:
         for process, _ in workers:
             if process.is_alive():
                 process.kill()
+
+
+def _collect_in_order(
+    pending: dict[Connection, BaseProcess],
+    index_of: Callable[[int], int],
+    on_result: Callable[[int, Any], None],
+) -> list[Any]:
+    """Receive ``(number, result)`` from each worker's channel until its None (or its
+    end, if it died: its scenarios left are missing); ``on_result`` hears of result
+    ``index_of(number)`` in order.  Returns them, up to the first missing one.  Ctrl-C
+    is passed on to the workers, which stop their scenario under way."""
+    found: dict[int, Any] = {}
+    reported = 0
+    while pending:
+        try:
+            ready = wait(list(pending))
+        except KeyboardInterrupt:
+            _interrupt(pending.values())
+            continue
+        for ready_end in ready:
+            channel = cast(Connection, ready_end)
+            try:
+                message = channel.recv()
+            except EOFError:
+                message = None
+            if message is None:
+                pending.pop(channel).join()
+                continue
+            number, finished = message
+            found[index_of(number)] = finished
+        while reported in found:
+            on_result(reported, found[reported])
+            reported += 1
     return [found[i] for i in range(reported)]
 
 
@@ -381,29 +396,7 @@ class LoadingWorkers:
                 pending[channel] = process
             except BrokenPipeError:
                 pass  # the worker died: its scenarios are missing
-        found: dict[int, Any] = {}
-        reported = 0
-        while pending:
-            try:
-                ready = wait(list(pending))
-            except KeyboardInterrupt:
-                _interrupt(pending.values())
-                continue
-            for ready_end in ready:
-                channel = cast(Connection, ready_end)
-                try:
-                    message = channel.recv()
-                except EOFError:
-                    message = None  # the worker died: its scenarios left are missing
-                if message is None:
-                    pending.pop(channel).join()
-                    continue
-                number, finished = message
-                found[index_of[number]] = finished
-            while reported in found:
-                on_result(reported, found[reported])
-                reported += 1
-        return [found[i] for i in range(reported)]
+        return _collect_in_order(pending, index_of.__getitem__, on_result)
 
     def close(self) -> None:
         """Stop the workers (told not to run, if they are still waiting for the word)."""
