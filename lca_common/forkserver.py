@@ -23,12 +23,18 @@ The control socket is a connected UNIX stream socket; one JSON object per line.
 The server exits at the end of its control socket, killing (SIGKILL) and reaping the
 children still running; if it is killed itself, they end with it
 (``PR_SET_PDEATHSIG``: ``SIGKILL``), as they would end with the LCA.
+
+A server is a new interpreter (``python -m sipserver_stub.forkserver --control-fd N``)
+or, started sooner, a child forked from the command that will use it
+(:func:`fork_early_server`): it then has every module the command has imported so far, and
+imports the rest while the command goes on with its own start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import os
 import select
@@ -47,6 +53,7 @@ from lca_common.entrypoints import terminate_with_parent
 
 __all__ = [
     "FDS_PER_SPAWN",
+    "EarlyServer",
     "Exited",
     "Failed",
     "Ready",
@@ -56,9 +63,11 @@ __all__ = [
     "Target",
     "decode_reply",
     "encode_reply",
+    "fork_early_server",
     "serve",
 ]
-"""The wire format of the control socket (both sides) and ``serve`` (the server side)."""
+"""The wire format of the control socket (both sides), ``serve`` (the server side) and
+``fork_early_server`` (a server started early, by the side that uses it)."""
 
 FDS_PER_SPAWN = 2
 """Descriptors sent with each ``spawn``: the child's stdout and stderr."""
@@ -534,6 +543,117 @@ class _Server:
                 os.waitpid(spare.pid, 0)
         while self.fds:
             os.close(self.fds.popleft())
+
+
+# -- a server forked from the command that uses it -------------------------------------
+
+
+class EarlyServer:
+    """A fork server forked from this process by :func:`fork_early_server`: its pid, our end
+    of its control socket, and our ends of its stdout and stderr (sockets to read).
+
+    Whoever will use it calls :meth:`take`; until then, :meth:`discard` ends it."""
+
+    def __init__(
+        self, pid: int, control: socket.socket, stdout: socket.socket, stderr: socket.socket
+    ) -> None:
+        self.pid = pid
+        self._ends: tuple[socket.socket, socket.socket, socket.socket] | None = (
+            control,
+            stdout,
+            stderr,
+        )
+
+    def take(self) -> tuple[socket.socket, socket.socket, socket.socket]:
+        """Our ends of its control socket, stdout and stderr: the taker now reads them,
+        closes them, and reaps the process; :meth:`discard` does nothing from now on.
+
+        :raises RuntimeError: it was taken or discarded already.
+        """
+        if self._ends is None:
+            raise RuntimeError(f"the fork server (pid {self.pid}) was taken or discarded already")
+        ends, self._ends = self._ends, None
+        return ends
+
+    def discard(self) -> None:
+        """Unless it was taken: close our ends, kill it (its children die with it), and
+        reap it."""
+        if self._ends is None:
+            return
+        ends, self._ends = self._ends, None
+        for end in ends:
+            end.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def fork_early_server(main: Callable[[socket.socket], int], *, name: str) -> EarlyServer:
+    """Fork a child of this process that runs ``main`` (a server: :func:`serve` on the
+    control socket it is given; it returns the exit code) and return at once.
+
+    The child starts with every module imported here, so it is serving long before a
+    new interpreter would have imported Twisted; call this as early as the command
+    knows it will start programs, before any reactor is installed and while no thread
+    runs.  The child's stdin is ``/dev/null``; its stdout and stderr are sockets whose
+    other ends are returned, written unbuffered (as ``python -u`` would); its garbage
+    collector is on, whatever this process did; it never returns into the caller's code.
+
+    :raises OSError: a socket or the fork could not be made.
+    :raises RuntimeError: a reactor is installed here.
+    """
+    if "twisted.internet.reactor" in sys.modules:
+        raise RuntimeError("a fork server cannot be forked once a reactor is installed")
+    control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    out, out_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    err, err_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()  # or the child would write what is buffered here a second time
+    try:
+        pid = os.fork()
+    except OSError:
+        for end in (control, theirs, out, out_theirs, err, err_theirs):
+            end.close()
+        raise
+    if pid == 0:
+        code = 1
+        try:
+            for end in (control, out, err):
+                end.close()
+            _take_output(out_theirs.detach(), err_theirs.detach())
+            _name_process(name)
+            gc.enable()
+            code = main(theirs)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            _exit(code)
+    for end in (theirs, out_theirs, err_theirs):
+        end.close()
+    return EarlyServer(pid, control, out, err)
+
+
+def _take_output(stdout: int, stderr: int) -> None:
+    """In a forked server: stdin from /dev/null, stdout and stderr to the given
+    descriptors, and ``sys.stdout``/``sys.stderr`` unbuffered on them, as ``python -u``
+    makes them (the command's own may buffer whole blocks)."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    for fd, target in ((stdout, 1), (stderr, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdout, sys.stderr = (
+        io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        for fd in (1, 2)
+    )
 
 
 def _exit(code: int) -> NoReturn:

@@ -76,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--spares", type=int, default=2, metavar="N", help="stubs forked ahead (default: 2)"
     )
     args = p.parse_args(argv)
+    raise SystemExit(serve_stubs(socket.socket(fileno=args.control_fd), spares=args.spares))
+
+
+def serve_stubs(control: socket.socket, *, spares: int = 2) -> int:
+    """Import what a stub needs, then serve spawn requests on ``control`` until it
+    closes; returns the exit code.  Run by :func:`main`, or in a child forked from the
+    LCA's command (``lca_common.forkserver.fork_early_server``)."""
     # A stub mostly sleeps; when it wakes (a start, a timer, a report), a busy machine
     # should not keep it waiting for a CPU: its times are judged to the millisecond.
     if (problem := raise_priority(own_session=True)) is not None:
@@ -87,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from sipserver_stub import cli
 
     codec.prepare(APPLICATION_TO_LCA, LCA_TO_APPLICATION)  # once, not in every stub
-
-    control = socket.socket(fileno=args.control_fd)
-    raise SystemExit(serve(control, {TARGET: cli.main}, warm=warm, spares=args.spares))
+    return serve(control, {TARGET: cli.main}, warm=warm, spares=spares)
 
 
 if __name__ == "__main__":

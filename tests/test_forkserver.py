@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from twisted.logger import formatEvent
 
 from lca_common.clock import ScaledClock
 from lca_common.forkserver import (
+    EarlyServer,
     Exited,
     Failed,
     Ready,
@@ -37,6 +39,7 @@ from lca_common.forkserver import (
     Started,
     decode_reply,
     encode_reply,
+    fork_early_server,
     serve,
 )
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
@@ -170,6 +173,43 @@ def test_a_malformed_request_takes_its_descriptors_with_it(tmp_path: Path) -> No
     assert b"malformed spawn request" in err
 
 
+def test_fork_early_server_forks_a_server_from_the_calling_process() -> None:
+    """``fork_early_server`` forks a server that serves at once; output written before the fork
+    is not written twice, the server's own output is unbuffered on its sockets, its
+    children run with the garbage collector on; it can be taken once; closing its
+    control socket ends it with 0; a discarded one is killed and reaped."""
+    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import forktargets; "
+    result = subprocess.run(
+        [sys.executable, "-c", code + "forktargets.early_check()"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_LIMIT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:-1] == ["before"]
+    report = json.loads(lines[-1])
+    assert report.pop("pid") > 0
+    assert report == {
+        "taken twice": "refused",
+        "ready": True,
+        "say": ["hello\n", 0],
+        "gc": ["gc=True\n", 0],
+        "server exit": 0,
+        "server output": "server stdout\n",
+        "discarded": "reaped",
+    }
+
+
+def test_fork_early_server_refuses_where_a_reactor_is_installed() -> None:
+    """A process with a reactor (this one) must not be forked into a fork server."""
+    import twisted.internet.reactor  # noqa: F401  (installed by the test run already)
+
+    with pytest.raises(RuntimeError, match="reactor is installed"):
+        fork_early_server(lambda control: 0, name="never")
+
+
 # -- real fork servers ---------------------------------------------------------------------
 
 
@@ -204,12 +244,44 @@ class Forks:
         raise AssertionError("not reached in time")
 
 
+def handed_over(command: ProcessSpec) -> EarlyServer:
+    """A fork server running ``command`` handed over as ``fork_early_server`` hands one over:
+    a child of this process, with its control socket, stdout and stderr as sockets.
+    (It is started by posix_spawn: this process has a reactor, so
+    ``fork_early_server`` refuses to fork it; tests/forktargets.py checks that itself.)"""
+    control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    out, out_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    err, err_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    argv = (*command.argv, "--control-fd", "3")
+    dup2 = os.POSIX_SPAWN_DUP2
+    pid = os.posix_spawn(
+        argv[0],
+        argv,
+        dict(command.env if command.env is not None else os.environ),
+        file_actions=[
+            (dup2, theirs.fileno(), 3),
+            (dup2, out_theirs.fileno(), 1),
+            (dup2, err_theirs.fileno(), 2),
+        ],
+    )
+    for end in (theirs, out_theirs, err_theirs):
+        end.close()
+    return EarlyServer(pid, control, out, err)
+
+
+STARTS = pytest.mark.parametrize("early", [False, True], ids=["spawned", "handed-over"])
+"""Run a test with a fork server the LCA spawns, and with one handed over to it."""
+
+
 @asynccontextmanager
-async def fork_server(command: ProcessSpec = SERVER, *, ready: bool = True) -> AsyncIterator[Forks]:
-    """A started fork server; whatever it started is killed at the end, then it stops."""
+async def fork_server(
+    command: ProcessSpec = SERVER, *, ready: bool = True, early: bool = False
+) -> AsyncIterator[Forks]:
+    """A started fork server (spawned, or handed over if ``early``); whatever it started
+    is killed at the end, then it stops."""
     from twisted.internet import reactor
 
-    server = ForkServer(reactor, command)
+    server = ForkServer(reactor, command, early=handed_over(command) if early else None)
     forks = Forks(reactor, server, ProcessLauncher(reactor, reactor))
     started = server.start()
     started.addErrback(lambda _: None) if not ready else None
@@ -233,9 +305,10 @@ def state_of(pid: int) -> str:
 
 
 @reactor_test
-async def test_forked_child_reports_its_exit_code(logs: LogWatcher) -> None:
+@STARTS
+async def test_forked_child_reports_its_exit_code(logs: LogWatcher, early: bool) -> None:
     """A forked child runs the target and its exit code comes back; its pid is its own."""
-    async with fork_server() as forks:
+    async with fork_server(early=early) as forks:
         child = forks.spawn("exiter", "exit", "3")
         assert await forks.ended(child) == ProcessExit(code=3, signal=None)
         assert forks.server.process is not None
@@ -257,10 +330,11 @@ async def test_exit_codes_as_the_interpreter_gives_them(logs: LogWatcher) -> Non
 
 
 @reactor_test
-async def test_output_is_logged_line_by_line(logs: LogWatcher) -> None:
+@STARTS
+async def test_output_is_logged_line_by_line(logs: LogWatcher, early: bool) -> None:
     """stdout and stderr lines are logged under the application's name (each stream in
     order; two streams have no order between them), all before its end."""
-    async with fork_server() as forks:
+    async with fork_server(early=early) as forks:
         child = forks.spawn("talker", "say", "hello", "err:oops", "bye")
         await forks.ended(child)
         lines = logs.output("talker")
@@ -377,10 +451,11 @@ async def test_spares_wait_ahead_and_are_replaced() -> None:
 
 
 @reactor_test
-async def test_stop_ends_the_fork_server() -> None:
+@STARTS
+async def test_stop_ends_the_fork_server(early: bool) -> None:
     """stop() closes the control socket: the fork server kills and reaps the children
     still running (no orphan is left to PID 1) and exits with code 0."""
-    async with fork_server() as forks:
+    async with fork_server(early=early) as forks:
         process = forks.server.process
         assert process is not None
         child = forks.spawn("left", "wait")
@@ -404,6 +479,20 @@ async def test_stop_before_start_fails_the_waiters() -> None:
     await server.stop()
     with pytest.raises(ForkServerError, match="stopped before it started"):
         await waiting
+
+
+@reactor_test
+async def test_stop_before_start_discards_a_server_handed_over() -> None:
+    """A fork server handed over but never started is killed and reaped by stop()."""
+    from twisted.internet import reactor
+
+    early = handed_over(SERVER)
+    server = ForkServer(reactor, SERVER, early=early)
+    await server.stop()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(early.pid, os.WNOHANG)
+    with pytest.raises(RuntimeError, match="taken or discarded already"):
+        early.take()
 
 
 @reactor_test
@@ -457,10 +546,13 @@ async def test_starts_asked_of_a_server_that_dies_first_are_spawned(logs: LogWat
 
 @reactor_test
 @pytest.mark.parametrize("hung", [False, True], ids=["running", "hung"])
-async def test_children_end_with_their_fork_server(logs: LogWatcher, hung: bool) -> None:
+@STARTS
+async def test_children_end_with_their_fork_server(
+    logs: LogWatcher, hung: bool, early: bool
+) -> None:
     """Killing the fork server ends its children (PDEATHSIG: SIGKILL, which ends a
     stopped, hung child too), and their ends are reported."""
-    async with fork_server() as forks:
+    async with fork_server(early=early) as forks:
         child = forks.spawn("orphan", "wait")
         await logs.wait_for_line("orphan", "ready").addTimeout(WAIT_LIMIT, forks.clock)
         await forks.until(lambda: child.pid is not None)  # its output may come before

@@ -293,6 +293,40 @@ def _stubs_of(ancestor: int) -> list[int]:
     return [pid for pid, name in _descendants_of(ancestor).items() if name == "sipserver-stub"]
 
 
+def _living(naming: str) -> list[int]:
+    """The processes whose command line names ``naming`` and that are neither ended nor
+    ending: not a zombie, not exiting (PF_EXITING), no SIGKILL pending (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if naming.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        pending = [line.split()[1] for line in status.splitlines() if line[1:7] == "hdPnd:"]
+        killed = any(int(mask, 16) & (1 << (9 - 1)) for mask in pending)
+        exiting = int(fields[6]) & 0x4  # PF_EXITING
+        if fields[0] not in ("Z", "X") and not killed and not exiting:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_refused_processes_run_leaves_no_fork_server_behind(tmp_path: Path, jobs: str) -> None:
+    """--processes forks its stub fork server before it reads the files (it imports the
+    stub meanwhile); a run refused for a bad file (exit 2) kills and reaps it first."""
+    bad = tmp_path / "scenario_bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    result = run("lca-emulator", "run", str(bad), "--processes", "--jobs", jobs, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "scenario_bad.yaml" in result.stderr
+    assert _living(str(bad)) == []
+
+
 def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
     """Ctrl-C during --processes stops the stubs and exits 1, saying the run was cut short."""
     path = tmp_path / "scenario_long.yaml"

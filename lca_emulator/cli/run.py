@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO, cast, overload
+from typing import TYPE_CHECKING, Any, TextIO, cast, overload
 
 from lca_common.entrypoints import (
     collect_garbage_from_now,
@@ -38,6 +38,9 @@ from lca_emulator.harness.model import Expectation, Scenario
 from lca_emulator.harness.network import Transport
 from lca_emulator.harness.runner import RunSettings, ScenarioResult
 from lca_emulator.harness.site import RunMode
+
+if TYPE_CHECKING:
+    from lca_common.forkserver import EarlyServer
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -124,6 +127,11 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     settings = RunSettings(mode, args.time_scale, Transport(args.transport))
     golden = Golden(Path(args.golden), update=args.update_golden) if args.golden else None
     workers: LoadingWorkers | None = None
+    early: EarlyServer | None = None
+    if mode is RunMode.PROCESSES and args.jobs == 1:
+        from lca_emulator.harness.launchers import fork_stub_fork_server
+
+        early = fork_stub_fork_server()  # it imports the stub while we read the files
     try:
         if args.jobs > 1 and mode is RunMode.VIRTUAL:
             # the workers start at once, each reading its own share of the files
@@ -139,10 +147,12 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             summaries, problem_texts = workers.load()
             return _run_loaded(args, settings, summaries, problem_texts, out, workers=workers)
         scenarios, problems = load_all(args.paths, strict=args.strict)
-        return _run_loaded(args, settings, scenarios, problems, out, golden=golden)
+        return _run_loaded(args, settings, scenarios, problems, out, golden=golden, early=early)
     finally:
         if workers is not None:
             workers.close()
+        if early is not None:
+            early.discard()  # unless the run took it
 
 
 def _run_loaded(
@@ -154,9 +164,11 @@ def _run_loaded(
     *,
     golden: Golden | None = None,
     workers: LoadingWorkers | None = None,
+    early: EarlyServer | None = None,
 ) -> int:
     """The run once the files are read (here, or by ``workers``): refuse what cannot
-    run, run, write the outputs; returns the exit code."""
+    run, run, write the outputs; returns the exit code.  ``early`` is the stub fork
+    server forked already, for a run of stub processes."""
     if problems:
         for problem in problems:
             print(f"lca-emulator: {problem}", file=sys.stderr)
@@ -208,6 +220,7 @@ def _run_loaded(
             jobs=args.jobs,
             quiet=args.quiet,
             golden=golden,
+            early=early,
         )
         passed = all(r.passed for r in results)
         reports = results
@@ -335,6 +348,7 @@ def _run_all(
     jobs: int,
     quiet: bool,
     golden: Golden | None = None,
+    early: EarlyServer | None = None,
 ) -> list[ScenarioResult]: ...
 
 
@@ -359,6 +373,7 @@ def _run_all(
     quiet: bool,
     golden: Golden | None = None,
     workers: LoadingWorkers | None = None,
+    early: EarlyServer | None = None,
 ) -> list[ScenarioResult] | list[RenderedResult]:
     jobs = min(jobs, len(scenarios))
     worker_count = f", {jobs} workers" if jobs > 1 else ""
@@ -396,7 +411,7 @@ def _run_all(
     else:
         if settings.mode is not RunMode.VIRTUAL:
             _announce_next(full, 0, settings, out)
-        results = run_serially(full, settings, announce)
+        results = run_serially(full, settings, announce, early=early)
     results = [checked.get(index, result) for index, result in enumerate(results)]
     _summary(sum(r.passed for r in results), len(results), started, out)
     return results

@@ -29,6 +29,7 @@ from lca_emulator.harness.site import RunMode, Site, open_stub_fork_server
 if TYPE_CHECKING:
     from twisted.logger import LogEvent
 
+    from lca_common.forkserver import EarlyServer
     from lca_emulator.lca.forkserver import ForkServer  # imported by wall-clock runs only
 
 
@@ -85,11 +86,32 @@ def log_critical_only(stream: TextIO) -> None:
 
 
 def run_serially(
-    scenarios: Sequence[Scenario], settings: RunSettings, on_result: ResultHandler
+    scenarios: Sequence[Scenario],
+    settings: RunSettings,
+    on_result: ResultHandler,
+    *,
+    early: EarlyServer | None = None,
 ) -> list[ScenarioResult]:
     """Run ``scenarios`` one after another on the global reactor (which this runs and
     stops); returns the results, fewer than asked when interrupted.  Logs critical
-    events only (:func:`log_critical_only`), to standard error."""
+    events only (:func:`log_critical_only`), to standard error.
+
+    With stub processes, ``early`` is the stub fork server forked already
+    (:func:`~lca_emulator.harness.launchers.fork_stub_fork_server`): the run takes it
+    over, and discards it if it does not use it."""
+    try:
+        return _run_serially(scenarios, settings, on_result, early)
+    finally:
+        if early is not None:
+            early.discard()  # unless it was taken
+
+
+def _run_serially(
+    scenarios: Sequence[Scenario],
+    settings: RunSettings,
+    on_result: ResultHandler,
+    early: EarlyServer | None,
+) -> list[ScenarioResult]:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, ensureDeferred
 
@@ -113,7 +135,7 @@ def run_serially(
 
     async def main() -> None:
         if settings.mode is RunMode.PROCESSES:
-            shared.append(await open_stub_fork_server(reactor))
+            shared.append(await open_stub_fork_server(reactor, early))
         for index, scenario in enumerate(scenarios):
             result = await run_scenario(
                 scenario,

@@ -55,6 +55,7 @@ from lca_emulator.scs.server import HaPair, ScsOptions
 from sipserver_stub.fixture import StubFixture
 
 if TYPE_CHECKING:  # the relays and the fork server: imported by wall-clock runs only
+    from lca_common.forkserver import EarlyServer
     from lca_emulator.harness.relay import Relays
     from lca_emulator.lca.forkserver import ForkServer
 
@@ -85,12 +86,13 @@ YIELD_EVERY = 1000
 Ctrl-C and SIGTERM (an in-memory run otherwise never gives the reactor a turn)."""
 
 
-async def open_stub_fork_server(reactor: Any) -> ForkServer:
-    """A stub fork server, once it serves; if it could not start (logged), one that is
-    gone, so that stubs are spawned as new processes."""
+async def open_stub_fork_server(reactor: Any, early: EarlyServer | None = None) -> ForkServer:
+    """A stub fork server (``early``, if one was forked already), once it serves; if it
+    could not start (logged), one that is gone, so that stubs are spawned as new
+    processes."""
     from lca_emulator.lca.forkserver import ForkServerError
 
-    forks = stub_fork_server(reactor)
+    forks = stub_fork_server(reactor, early)
     try:
         await forks.start().addTimeout(SETTLE_LIMIT, reactor)
     except (ForkServerError, defer.TimeoutError) as e:

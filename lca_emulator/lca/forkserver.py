@@ -18,7 +18,7 @@ import itertools
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
@@ -26,12 +26,14 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IUNIXTransport
+from twisted.internet.process import registerReapProcessHandler, unregisterReapProcessHandler
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
 from lca_common.forkserver import (
+    EarlyServer,
     Exited,
     Failed,
     Ready,
@@ -102,28 +104,30 @@ class _Pid:
             raise ProcessExitedAlready() from None
 
 
-class _Forked:
-    """One start asked of the fork server: its ChildProcess, output, and exit status."""
+class _Child:
+    """A process the reactor did not spawn (forked by the fork server, or the fork server
+    forked from this process): its ChildProcess, its output, and its exit status.  It
+    has ended once the status is known and its output has ended, as Twisted reports the
+    end of the processes it spawns."""
 
-    def __init__(
-        self, name: str, child: ChildProcess, spec: ForkSpec, processes: ProcessLauncher
-    ) -> None:
+    def __init__(self, name: str, child: ChildProcess) -> None:
         self.name = name
         self.child = child
-        self.spec = spec
-        self.processes = processes
         self.lines = OutputLines(name)
-        self.theirs: list[socket.socket] = []
         self.streams: list[_OutputStream] = []
         self.open_streams = 0
         self.outcome: ProcessExit | None = None
         self.handle: _Pid | None = None
 
-    def handed_over(self) -> None:
-        """The fork server holds the child's ends of the output sockets: close ours."""
-        for end in self.theirs:
-            end.close()
-        self.theirs.clear()
+    def read(self, reactor: Any, child_fd: int, ours: socket.socket) -> None:
+        """Read its output ``child_fd`` (1 or 2) from our end of a socket (which the
+        reactor takes over: ``ours`` is closed)."""
+        stream = _OutputStream(self, child_fd)
+        ours.setblocking(False)
+        reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, _Once(stream))
+        ours.close()
+        self.streams.append(stream)
+        self.open_streams += 1
 
     def stream_closed(self, child_fd: int) -> None:
         self.lines.flush(child_fd)
@@ -137,11 +141,27 @@ class _Forked:
         self.maybe_ended()
 
     def maybe_ended(self) -> None:
-        """Report the end once the status is known and the output has ended (as Twisted
-        does for the processes it spawns)."""
         if self.outcome is not None and self.open_streams <= 0:
             self.lines.flush()
             self.child.ended(self.outcome)
+
+
+class _Forked(_Child):
+    """One start asked of the fork server."""
+
+    def __init__(
+        self, name: str, child: ChildProcess, spec: ForkSpec, processes: ProcessLauncher
+    ) -> None:
+        super().__init__(name, child)
+        self.spec = spec
+        self.processes = processes
+        self.theirs: list[socket.socket] = []
+
+    def handed_over(self) -> None:
+        """The fork server holds the child's ends of the output sockets: close ours."""
+        for end in self.theirs:
+            end.close()
+        self.theirs.clear()
 
     def abandon(self) -> None:
         """Stop reading its output (it will not run as this request)."""
@@ -151,18 +171,50 @@ class _Forked:
                 stream.transport.abortConnection()  # type: ignore[attr-defined]
 
 
+class _Reaped(_Pid):
+    """The fork server forked from this process: signalled by pid, and reaped by
+    Twisted's reaper of child processes (on SIGCHLD), as the processes it spawns are."""
+
+    def __init__(self, pid: int, ended: Callable[[ProcessExit], None]) -> None:
+        super().__init__(pid)
+        self._ended = ended
+        registerReapProcessHandler(pid, self)  # it may have ended already
+
+    def reapProcess(self) -> None:
+        """SIGCHLD: reap it if it has ended."""
+        pid = self.pid
+        if pid is None:
+            return
+        try:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            reaped, status = pid, None
+        if reaped:
+            unregisterReapProcessHandler(pid, self)
+            self.processEnded(status)
+
+    def processEnded(self, status: int | None) -> None:
+        self.pid = None
+        if status is None:
+            self._ended(_UNKNOWN)
+        elif os.WIFSIGNALED(status):
+            self._ended(ProcessExit(code=None, signal=os.WTERMSIG(status)))
+        else:
+            self._ended(ProcessExit(code=os.waitstatus_to_exitcode(status), signal=None))
+
+
 class _OutputStream(Protocol):
     """One of a forked child's output streams."""
 
-    def __init__(self, forked: _Forked, child_fd: int) -> None:
-        self.forked = forked
+    def __init__(self, owner: _Child, child_fd: int) -> None:
+        self.owner = owner
         self.child_fd = child_fd
 
     def dataReceived(self, data: bytes) -> None:
-        self.forked.lines.received(self.child_fd, data)
+        self.owner.lines.received(self.child_fd, data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.forked.stream_closed(self.child_fd)
+        self.owner.stream_closed(self.child_fd)
 
 
 class _Once(Factory):
@@ -212,12 +264,23 @@ class ForkServer:
 
     :param reactor: provides IReactorProcess, IReactorSocket and IReactorTime.
     :param command: how to run the fork server (``--control-fd 3`` is added).
+    :param early: a fork server forked from this process already
+        (``lca_common.forkserver.fork_early_server``): :meth:`start` takes it over instead of
+        running ``command``.
     """
 
-    def __init__(self, reactor: Any, command: ProcessSpec, *, name: str = "fork server") -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        command: ProcessSpec,
+        *,
+        name: str = "fork server",
+        early: EarlyServer | None = None,
+    ) -> None:
         self.reactor = reactor
         self.command = command
         self.name = name
+        self.early = early
         self.process: ChildProcess | None = None
         self._state = _State.NEW
         self._control: _Control | None = None
@@ -232,23 +295,21 @@ class ForkServer:
         return self._state in (_State.STARTING, _State.SERVING)
 
     def start(self) -> Deferred[None]:
-        """Start the fork server process; fires once it serves, or fails with
-        :class:`ForkServerError` if it is gone first."""
+        """Start the fork server process (or take over the early one); fires once it
+        serves, or fails with :class:`ForkServerError` if it is gone first."""
         if self._state is not _State.NEW:
             return self.ready()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            argv = (*self.command.argv, "--control-fd", str(CONTROL_FD))
-            spec = ProcessSpec(argv=argv, env=self.command.env, cwd=self.command.cwd)
-            launcher = ProcessLauncher(self.reactor, self.reactor)  # wall clock for its grace
-            self.process = launcher.start(self.name, spec, inherit={CONTROL_FD: theirs.fileno()})
-        except ProcessStartError as e:
-            ours.close()
-            self._state = _State.GONE
-            _log.error("{name} | {error}; stubs start as new processes", name=self.name, error=e)
-            return self.ready()
-        finally:
-            theirs.close()
+        if self.early is not None:
+            self.process, ours = self._take(self.early)
+        else:
+            try:
+                self.process, ours = self._spawn()
+            except ProcessStartError as e:
+                self._state = _State.GONE
+                _log.error(
+                    "{name} | {error}; stubs start as new processes", name=self.name, error=e
+                )
+                return self.ready()
         self._state = _State.STARTING
         control = _Control(self)
         self._control = control
@@ -257,6 +318,34 @@ class ForkServer:
         ours.close()
         self.process.exited.addCallback(self._process_exited)
         return self.ready()
+
+    def _spawn(self) -> tuple[ChildProcess, socket.socket]:
+        """Run ``command``: the process, and our end of its control socket."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            argv = (*self.command.argv, "--control-fd", str(CONTROL_FD))
+            spec = ProcessSpec(argv=argv, env=self.command.env, cwd=self.command.cwd)
+            launcher = ProcessLauncher(self.reactor, self.reactor)  # wall clock for its grace
+            child = launcher.start(self.name, spec, inherit={CONTROL_FD: theirs.fileno()})
+        except ProcessStartError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return child, ours
+
+    def _take(self, early: EarlyServer) -> tuple[ChildProcess, socket.socket]:
+        """Take over the fork server forked from this process: the process (its output
+        read and logged, its end reaped), and our end of its control socket."""
+        control, stdout, stderr = early.take()
+        child = ChildProcess(self.name, self.reactor)
+        server = _Child(self.name, child)
+        server.read(self.reactor, 1, stdout)
+        server.read(self.reactor, 2, stderr)
+        server.handle = _Reaped(early.pid, server.exited)
+        child.attach(server.handle)
+        _log.info("{name} | forked from this process: pid {pid}", name=self.name, pid=early.pid)
+        return child, control
 
     def ready(self) -> Deferred[None]:
         """A new Deferred that fires once the fork server serves."""
@@ -284,13 +373,8 @@ class ForkServer:
         forked = _Forked(name, child, spec, processes)
         for child_fd in (1, 2):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            stream = _OutputStream(forked, child_fd)
-            ours.setblocking(False)
-            self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, _Once(stream))
-            ours.close()
-            forked.streams.append(stream)
+            forked.read(self.reactor, child_fd, ours)
             forked.theirs.append(theirs)
-        forked.open_streams = len(forked.streams)
         request = SpawnRequest(next(self._ids), spec.target, spec.args, spec.env, spec.cwd)
         self._pending[request.id] = forked
         transport = cast(IUNIXTransport, self._control.transport)
@@ -312,6 +396,8 @@ class ForkServer:
         process = self.process
         if self._state is _State.NEW or process is None:
             self._state = _State.GONE
+            if self.early is not None:
+                self.early.discard()
             waiting, self._ready = self._ready, []
             for ready in waiting:
                 ready.errback(ForkServerError(f"the {self.name} was stopped before it started"))
