@@ -903,7 +903,10 @@ def suites(min_scenarios: int, runs: int) -> list[Row]:
     fixtures_n = len(load([FIXTURES]))
     copies = max(1, math.ceil(min_scenarios / fixtures_n))
     reference = [emulator, "run", "-q", "fixtures/"]
-    with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp,
+        tempfile.TemporaryDirectory(prefix="bench-one-") as one_folder,
+    ):
         folder = "fixtures/"
         if copies > 1:
             for i in range(copies):
@@ -912,10 +915,12 @@ def suites(min_scenarios: int, runs: int) -> list[Row]:
         count = fixtures_n * copies
         jobs1 = [emulator, "run", "-q", "--jobs", "1", folder]
         jobs2 = [emulator, "run", "-q", "--jobs", "2", folder]
+        one = [emulator, "run", "-q", str(write_scenario(Path(one_folder), "one", 10))]
         measures = {
             "fixtures": lambda: command_seconds(reference),
             "bare": bare_start,
             "jobs2": lambda: command_seconds(jobs2),
+            "one": lambda: command_seconds(one),
         }
         if copies > 1:
             measures["jobs1"] = lambda: command_seconds(jobs1)
@@ -951,6 +956,30 @@ def suites(min_scenarios: int, runs: int) -> list[Row]:
             "`--jobs 1`, same files",
             jobs1_s,
             Target("ratio", ">=", 1.7),
+            speedup=True,
+        )
+    )
+    # What no number of workers shares: the interpreter, the imports, one scenario, the
+    # exit.  With it, two workers can at best halve the rest (Amdahl's law).
+    fixed_s = statistics.median(samples["one"])
+    rows.append(
+        Row(
+            "`run -q` of a one-scenario file, whole command (paid by every run, whatever "
+            "its workers)",
+            fixed_s,
+            "s",
+            "`--jobs 1` on the suite",
+            jobs1_s,
+        )
+    )
+    rows.append(
+        Row(
+            "the best `--jobs 2` could do (ratio: speed-up): that one-scenario command + "
+            "half of the rest of `--jobs 1`",
+            fixed_s + (jobs1_s - fixed_s) / 2,
+            "s",
+            "`--jobs 1`, same files",
+            jobs1_s,
             speedup=True,
         )
     )
