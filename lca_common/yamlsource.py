@@ -706,7 +706,7 @@ def _compose(
     """Compose ``data`` (``text`` encoded) with ``loader``; every error gets its line."""
     source = data if loader is not yaml.SafeLoader else text  # libyaml reads the bytes
     try:
-        _count_nodes(source, file, loader)
+        aliased = _count_nodes(source, file, loader)
         root = yaml.compose(source, Loader=loader)
     except RecursionError:  # PyYAML's composer recurses; libyaml stops at its own limit
         line = _deepest_line(text)
@@ -728,17 +728,19 @@ def _compose(
         raise ConfigError(file, None, "", f"invalid YAML: {exc}") from exc
     if root is None:
         raise ConfigError(file, None, "", "file is empty")
-    _check_aliases(root, file)
+    if aliased:  # without an alias, each node is reached once: nothing to check
+        _check_aliases(root, file)
     return root
 
 
 def _count_nodes(
     source: str | bytes, file: str, loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader]
-) -> None:
+) -> bool:
     """Refuse a document of more than MAX_NODES nodes, or nested more than MAX_DEPTH
     deep, at the line of the first node too many, from the parser's events: it stops
-    there, before anything is composed."""
+    there, before anything is composed.  Returns whether it holds an alias."""
     nodes = depth = 0
+    aliased = False
     for event in yaml.parse(source, Loader=loader):
         if isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
@@ -746,6 +748,8 @@ def _count_nodes(
             nodes += 1
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
+            elif isinstance(event, yaml.AliasEvent):
+                aliased = True
             if nodes > MAX_NODES or depth > MAX_DEPTH:
                 mark = event.start_mark
                 line = int(mark.line) + 1 if mark is not None else None
@@ -756,6 +760,7 @@ def _count_nodes(
                     else "invalid YAML: nested too deeply"
                 )
                 raise ConfigError(file, line, "", problem)
+    return aliased
 
 
 def _deepest_line(text: str, enough: int = 100) -> int | None:
