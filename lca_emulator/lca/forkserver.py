@@ -1,11 +1,13 @@
 """Starting applications through a fork server (``lca_common.forkserver``).
 
-A :class:`ForkServer` runs one fork server process and asks it to fork a child per
-start.  Each child is a :class:`~lca_emulator.lca.processes.ChildProcess` like any
-other: stopped by asking it over the wire, then SIGTERM and SIGKILL by pid; killed
-with SIGKILL; hung with SIGSTOP.  Its stdout and stderr are sockets whose other ends
-we read and log line by line; it has ended once the fork server has reported its
-exit status and its output has ended.
+A :class:`ForkServer` runs one fork server process (a new interpreter, or one forked
+from this process early and handed over: ``lca_common.forkserver.fork_early_server``)
+and asks it to fork a child per start.  Each child is a
+:class:`~lca_emulator.lca.processes.ChildProcess` like any other: stopped by asking it
+over the wire, then SIGTERM and SIGKILL by pid; killed with SIGKILL; hung with
+SIGSTOP.  Its stdout and stderr are sockets whose other ends we read and log line by
+line; it has ended once the fork server has reported its exit status and its output
+has ended.
 
 If the fork server dies, every start from then on is a plain spawn, logged, and so
 are the starts asked of it before it served.  Its children die with it (PDEATHSIG).
@@ -280,7 +282,7 @@ class ForkServer:
         self.reactor = reactor
         self.command = command
         self.name = name
-        self.early = early
+        self._early = early
         self.process: ChildProcess | None = None
         self._state = _State.NEW
         self._control: _Control | None = None
@@ -299,8 +301,8 @@ class ForkServer:
         serves, or fails with :class:`ForkServerError` if it is gone first."""
         if self._state is not _State.NEW:
             return self.ready()
-        if self.early is not None:
-            self.process, ours = self._take(self.early)
+        if self._early is not None:
+            self.process, ours = self._take(self._early)
         else:
             try:
                 self.process, ours = self._spawn()
@@ -396,8 +398,8 @@ class ForkServer:
         process = self.process
         if self._state is _State.NEW or process is None:
             self._state = _State.GONE
-            if self.early is not None:
-                self.early.discard()
+            if self._early is not None:
+                self._early.discard()
             waiting, self._ready = self._ready, []
             for ready in waiting:
                 ready.errback(ForkServerError(f"the {self.name} was stopped before it started"))
