@@ -509,6 +509,89 @@ def test_encode_is_compact_utf8() -> None:
     )
 
 
+def _json_dumps_reference(message: Message) -> bytes:
+    """``message`` as ``json.dumps`` writes it: what encode must write, byte for byte."""
+    obj: dict[str, Any] = {"message": message.MESSAGE}
+    for f in dataclasses.fields(message):
+        value = getattr(message, f.name)
+        if value is not None:
+            obj[f.metadata.get("wire", f.name)] = value
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_odd_value = (
+    st.floats()  # inf, -inf and nan too
+    | st.integers()
+    | st.booleans()
+    | st.text(st.characters(exclude_categories=["Cs"]), max_size=5)
+    | st.sampled_from([*ApplicationStatus, *ExecutionMode, *ErrorCode])
+    | st.dictionaries(st.text(max_size=3), st.integers() | st.floats(), max_size=2)
+)
+
+
+@given(any_message)
+def test_encode_writes_what_json_dumps_writes(message: Message) -> None:
+    """encode writes its lines piece by piece, and each is what json.dumps writes."""
+    assert encode(message) == _json_dumps_reference(message)
+
+
+@given(st.sampled_from(MESSAGE_CLASSES), st.data())
+def test_encode_writes_what_json_dumps_writes_for_any_value(
+    cls: type[Message], data: st.DataObject
+) -> None:
+    """Even a value of another type than its field's (an int for seconds, an infinite
+    float, a str for an enum) is written as json.dumps writes it."""
+    fields = {f.name: data.draw(st.none() | _odd_value) for f in dataclasses.fields(cls)}
+    message = cls(**fields)
+    assert encode(message) == _json_dumps_reference(message)
+
+
+@given(any_message)
+def test_decode_builds_what_the_constructor_builds(message: Message) -> None:
+    """decode fills a message's fields without its frozen ``__init__`` (which sets each
+    through ``object.__setattr__``): the result is what the constructor makes, field for
+    field, and still frozen."""
+    line = encode(message)
+    cls = type(message)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("__init__ called")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cls, "__init__", forbidden)
+        built = decode(line, ALL_DIRECTIONS)
+    assert type(built) is cls
+    assert built == message
+    assert vars(built) == vars(message)
+    assert list(vars(built)) == list(vars(message))
+    assert repr(built) == repr(message)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.ref = 1  # type: ignore[attr-defined]
+
+
+def test_decode_calls_init_of_a_class_that_needs_it() -> None:
+    """A message class with a ``__post_init__`` (or slots) is built by its constructor."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked(Message):
+        MESSAGE = "Checked"
+        ref: int
+
+        def __post_init__(self) -> None:
+            if self.ref > 5:
+                raise ValueError("too big")
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted(Message):
+        MESSAGE = "Slotted"
+        ref: int
+
+    assert decode(b'{"message":"Checked","ref":3}', (Checked,)) == Checked(ref=3)
+    with pytest.raises(ValueError, match="too big"):
+        decode(b'{"message":"Checked","ref":6}', (Checked,))
+    assert decode(b'{"message":"Slotted","ref":3}', (Slotted,)) == Slotted(ref=3)
+
+
 # -- The per-line path rebuilds nothing ------------------------------------------
 
 

@@ -5,8 +5,10 @@
 valid message for the endpoint (the connection stays open).
 
 The per-line path rebuilds nothing: each message class's field specs (with its enum
-value tables) are built once, each tuple of accepted classes gets its name table
-once, and one JSON decoder and one encoder serve every line.
+value tables and the JSON text written around each field) are built once, each tuple
+of accepted classes gets its name table once, and one JSON decoder and one encoder
+serve every line.  A decoded message is built without its frozen ``__init__``, and
+an encoded one is written field by field (see :func:`encode`): both cost far less so.
 
 Members the protocol does not define are ignored, whatever valid JSON they hold.  An
 integer longer than Python converts (``sys.get_int_max_str_digits()``) is kept as an
@@ -78,21 +80,99 @@ class UnparsedValue:
 
 _Converter = Callable[[str, str, object, "int | None"], object]
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_C_ENCODER: Final = (
+    None
+    if c_make_encoder is None
+    # what _ENCODER.encode builds on every call, built once (no circular check: a
+    # message holds scalars, or a dict decoded from JSON)
+    else c_make_encoder(
+        None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True
+    )
+)
+
+
+def _json(value: object) -> str:
+    """``value`` as the encoder writes it: compact JSON, without escaping non-ASCII."""
+    if _C_ENCODER is None:  # pragma: no cover - Pythons without the C accelerator
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODER(value, 0))
+
 
 # Plain classes with slots, not dataclasses: as fast to read, far cheaper to define at
 # import (a stub process imports this module at every start).
 class _FieldSpec:
-    __slots__ = ("attribute", "convert", "optional", "to_wire", "wire")
+    __slots__ = ("attribute", "convert", "enum", "members", "optional", "prefix", "texts", "wire")
 
-    def __init__(
-        self, attribute: str, wire: str, optional: bool, convert: _Converter, to_wire: bool
-    ) -> None:
+    def __init__(self, attribute: str, wire: str, optional: bool, hint: object) -> None:
         self.attribute = attribute
         self.wire = wire
         self.optional = optional
-        self.convert = convert
-        # whether encode writes ``value.value`` (an enum that is not also a str)
-        self.to_wire = to_wire
+        self.convert = _converter(hint, wire)
+        self.prefix = "," + _json(wire) + ":"
+        """What encode writes before the value."""
+        self.enum: type[enum.Enum] | None = None
+        self.members: dict[str, enum.Enum] | None = None
+        """An enum field's members by wire value: decode's fast path for a valid value
+        (``convert`` checks any other, and words its error)."""
+        self.texts: dict[enum.Enum, str] | None = None
+        """An enum field's members as encode writes them (``value.value`` for an enum
+        that is not also a str)."""
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            plain = str not in hint.__mro__
+            self.enum = hint
+            self.members = {m.value: m for m in hint if isinstance(m.value, str)}
+            self.texts = {m: _json(m.value if plain else m) for m in hint}
+
+
+class _ClassTable:
+    """What encoding and decoding one message class needs."""
+
+    __slots__ = ("build", "head", "specs")
+
+    def __init__(self, cls: type[Message]) -> None:
+        hints = typing.get_type_hints(cls)
+        specs = []
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            optional = False
+            if isinstance(hint, types.UnionType):
+                members = [a for a in typing.get_args(hint) if a is not type(None)]
+                optional = len(members) < len(typing.get_args(hint))
+                hint = members[0]
+            specs.append(_FieldSpec(f.name, f.metadata.get("wire", f.name), optional, hint))
+        self.specs = tuple(specs)
+        self.head = '{"message":' + _json(cls.MESSAGE)
+        """What encode writes before the fields."""
+        self.build = _builder(cls)
+
+
+def _builder(cls: type[Message]) -> Callable[[dict[str, Any]], Message]:
+    """How decode makes a ``cls`` from a value for every field, in the fields' order.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    which costs several times what the line's whole JSON parse does; for a plain one
+    (no ``__post_init__``, no slots, every field in ``__init__``) the values go into the
+    instance's ``__dict__`` at once, which is all that ``__init__`` would do.
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    plain = (
+        params is not None
+        and params.init
+        and not hasattr(cls, "__post_init__")
+        and not any("__slots__" in vars(c) for c in cls.__mro__)
+        and all(f.init for f in dataclasses.fields(cls))
+    )
+    if not plain:
+        return lambda fields: cls(**fields)
+    new = object.__new__
+
+    def build(fields: dict[str, Any]) -> Message:
+        message = new(cls)
+        message.__dict__.update(fields)
+        return message
+
+    return build
 
 
 class _NameTable:
@@ -103,31 +183,15 @@ class _NameTable:
         self.known = known
 
 
-_SPECS: dict[type[Message], tuple[_FieldSpec, ...]] = {}
+_CLASSES: dict[type[Message], _ClassTable] = {}
 _TABLES: dict[tuple[type[Message], ...], _NameTable] = {}
 
 
-def _spec(cls: type[Message]) -> tuple[_FieldSpec, ...]:
-    spec = _SPECS.get(cls)
-    if spec is None:
-        spec = _SPECS[cls] = _build_spec(cls)
-    return spec
-
-
-def _build_spec(cls: type[Message]) -> tuple[_FieldSpec, ...]:
-    hints = typing.get_type_hints(cls)
-    specs = []
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        optional = False
-        if isinstance(hint, types.UnionType):
-            members = [a for a in typing.get_args(hint) if a is not type(None)]
-            optional = len(members) < len(typing.get_args(hint))
-            hint = members[0]
-        wire = f.metadata.get("wire", f.name)
-        to_wire = isinstance(hint, type) and issubclass(hint, enum.Enum) and str not in hint.__mro__
-        specs.append(_FieldSpec(f.name, wire, optional, _converter(hint, wire), to_wire))
-    return tuple(specs)
+def _class_table(cls: type[Message]) -> _ClassTable:
+    table = _CLASSES.get(cls)
+    if table is None:
+        table = _CLASSES[cls] = _ClassTable(cls)
+    return table
 
 
 def _table(accepted: Iterable[type[Message]]) -> _NameTable:
@@ -148,36 +212,40 @@ def prepare(*directions: Iterable[type[Message]]) -> None:
     for accepted in directions:
         _table(accepted)
         for cls in accepted:
-            _spec(cls)
+            _class_table(cls)
 
 
 # -- Encoding ---------------------------------------------------------------------
-
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_C_ENCODER: Final = (
-    None
-    if c_make_encoder is None
-    # what _ENCODER.encode builds on every call, built once (no circular check: only scalars)
-    else c_make_encoder(
-        None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True
-    )
-)
 
 
 def encode(message: Message) -> bytes:
     """Serialize ``message`` to one JSON line, without the trailing newline.
 
-    Optional fields that are ``None`` are left out.
+    Optional fields that are ``None`` are left out.  Written piece by piece: a string,
+    an integer, a finite float or an enum member directly, as the JSON encoder writes
+    it (its C accelerator writes floats and integers with their ``repr``); any other
+    value by the encoder.
     """
-    obj: dict[str, Any] = {"message": message.MESSAGE}
-    for spec in _spec(type(message)):
+    table = _class_table(type(message))
+    parts = [table.head]
+    for spec in table.specs:
         value = getattr(message, spec.attribute)
         if value is None:
             continue
-        obj[spec.wire] = value.value if spec.to_wire else value
-    if _C_ENCODER is None:  # pragma: no cover - Pythons without the C accelerator
-        return _ENCODER.encode(obj).encode("utf-8")
-    return "".join(_C_ENCODER(obj, 0)).encode("utf-8")
+        parts.append(spec.prefix)
+        kind = value.__class__
+        if kind is str:
+            parts.append(encode_basestring(value))
+        elif kind is spec.enum:
+            parts.append(spec.texts[value])  # type: ignore[index]
+        elif kind is int:
+            parts.append(int.__repr__(value))
+        elif kind is float and value - value == 0.0:  # finite: not inf, -inf or nan
+            parts.append(float.__repr__(value))
+        else:
+            parts.append(_json(value))
+    parts.append("}")
+    return "".join(parts).encode("utf-8")
 
 
 # -- Parsing ----------------------------------------------------------------------
@@ -422,18 +490,25 @@ def decode_object(obj: Mapping[str, Any], accepted: Iterable[type[Message]]) -> 
             f"expected one of: {table.known}",
             ref,
         )
-    kwargs: dict[str, Any] = {}
-    for spec in _spec(cls):
+    class_table = _class_table(cls)
+    fields: dict[str, Any] = {}
+    for spec in class_table.specs:
         value = obj.get(spec.wire)
         if value is None:
             if spec.optional:
-                kwargs[spec.attribute] = None
+                fields[spec.attribute] = None
                 continue
             raise MessageError(
                 ErrorCode.INVALID_FIELD, f"{name}: required field {spec.wire!r} is missing", ref
             )
-        kwargs[spec.attribute] = spec.convert(name, spec.wire, value, ref)
-    return cls(**kwargs)
+        members = spec.members
+        if members is not None and value.__class__ is str:
+            member = members.get(value)
+            if member is not None:
+                fields[spec.attribute] = member
+                continue
+        fields[spec.attribute] = spec.convert(name, spec.wire, value, ref)
+    return class_table.build(fields)
 
 
 def _is_int(value: object) -> TypeGuard[int]:
