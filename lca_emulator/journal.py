@@ -17,6 +17,7 @@ from typing import IO, Any, Final
 from twisted.logger import Logger
 
 from lca_common.protocol.messages import ApplicationStatus, ExecutionMode
+from lca_emulator.frozen import direct_init
 
 SERVE_JOURNAL_LIMIT: Final = 100_000
 """Entries ``lca-emulator serve`` keeps in memory (the oldest go first)."""
@@ -83,6 +84,7 @@ workflow: 00-5150 and 00-5151; Solution Control Server 8.5 release notes: 10327 
 10330, and the alarms 20621 "no brain" and 20623 "normal again" of 8.5.100.31)."""
 
 
+@direct_init  # one is built at every report
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One line of the journal: what happened to which application, and when."""

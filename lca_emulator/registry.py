@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypedDict
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from lca_common.protocol.messages import ApplicationStatus, EventApplicationInfo, ExecutionMode
+from lca_emulator.frozen import direct_init
 from lca_emulator.journal import JournalEntry, JournalEvent, StatusJournal
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class RecordFields(TypedDict, total=False):
     reported_status: ApplicationStatus
 
 
+@direct_init  # one is built at every report
 @dataclass(frozen=True, slots=True)
 class ApplicationRecord:
     """One application as the LCA sees it.
@@ -107,6 +109,7 @@ class ApplicationRecord:
         )
 
 
+@direct_init  # one is built at every report
 @dataclass(frozen=True, slots=True)
 class RecordChange:
     """One recorded change: the record before and after, and the journal event."""
@@ -119,7 +122,8 @@ class RecordChange:
     @property
     def shown_state_changed(self) -> bool:
         """Whether the status or mode that clients see changed."""
-        return (self.before.status, self.before.mode) != (self.after.status, self.after.mode)
+        before, after = self.before, self.after
+        return before.status != after.status or before.mode != after.mode
 
 
 ChangeSubscriber = Callable[[RecordChange], None]
@@ -139,15 +143,22 @@ class ChangeFeed:
     wait their turn, so subscribers always hear of a cause before its effects."""
 
     def __init__(self) -> None:
-        self._subscribers: list[ChangeSubscriber] = []
+        self._subscribers: tuple[ChangeSubscriber, ...] = ()
+        """Replaced, never changed in place: an announcement goes on with those it began
+        with, whoever leaves or joins meanwhile (and copies nothing per change)."""
         self._decider: ChangeDecider | None = None
         self._queue: deque[RecordChange] = deque()
         self._announcing = False
 
     def subscribe(self, subscriber: ChangeSubscriber) -> Callable[[], None]:
         """Call ``subscriber`` for every change; returns a function that stops it."""
-        self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+        self._subscribers = (*self._subscribers, subscriber)
+        return lambda: self._unsubscribe(subscriber)
+
+    def _unsubscribe(self, subscriber: ChangeSubscriber) -> None:
+        remaining = list(self._subscribers)
+        remaining.remove(subscriber)
+        self._subscribers = tuple(remaining)
 
     @property
     def subscribers(self) -> int:
@@ -172,7 +183,7 @@ class ChangeFeed:
             while queue:
                 current = queue.popleft()
                 act = decider.consider(current) if decider is not None else None
-                for subscriber in tuple(self._subscribers):  # one may leave meanwhile
+                for subscriber in self._subscribers:
                     subscriber(current)
                 if act is not None:
                     act()

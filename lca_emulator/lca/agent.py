@@ -439,7 +439,8 @@ class ApplicationSession:
                 name, JournalEvent.RECOVERED, status=record.reported_status, hung=False
             )
             record = self.lca.records.get(name)  # as the SCS may have left it since
-        self.watch()
+        if self.period is not None or self._silence is not None:  # else watch() does nothing
+            self.watch()
         return record
 
     def _hung(self, name: str, period: float) -> None:

@@ -141,7 +141,9 @@ class LcaLink:
 
     def get(self, name: str) -> ApplicationRecord | None:
         """The LCA's record of ``name``."""
-        own = self._own.get(name) if not self.up else None
+        if self.state is LinkState.UP:  # not self.up: this runs for every report
+            return self.registry.get(name)
+        own = self._own.get(name)
         return own if own is not None else self.registry.get(name)
 
     def note(
@@ -156,7 +158,7 @@ class LcaLink:
         """Write ``name``'s record: to the registry while the link is up; kept here, unseen
         by the SCS, while it is lost."""
         self._members.setdefault(name, None)
-        if self.up:
+        if self.state is LinkState.UP:
             return self.registry.note(name, event, detail, log_id=log_id, **fields)
         before = self.get(name) or ApplicationRecord(name=name, since=self.registry.now())
         after = before.updated(self.registry.now(), fields)
