@@ -289,3 +289,152 @@ def test_data_after_an_over_long_line_is_ignored(
     conn.feed(b"y")
     assert conn.transport.value() == answered
     assert len([e for e in logs if e.get("log_level") is LogLevel.warn]) == 1
+
+
+# -- Held notifications: one transport write per subscriber and read ---------------
+
+
+class CountingTransport(StringTransport):
+    """A StringTransport that also keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+class Replier(RecordingController):
+    """Answers each message with EventOk (ref), and notifies ``watcher`` (ref + 100)."""
+
+    def __init__(self, watcher: JsonLinesProtocol | None = None, *, fail_on: int = 0) -> None:
+        super().__init__()
+        self.watcher = watcher
+        self.fail_on = fail_on
+
+    def message_received(self, message: Message) -> None:
+        super().message_received(message)
+        assert self.sender is not None
+        ref = getattr(message, "ref", 0)
+        if ref == self.fail_on:
+            raise RuntimeError("a controller bug")
+        if self.watcher is not None:
+            self.watcher.notify(EventOk(ref=100 + ref))
+        self.sender.send(EventOk(ref=ref))
+
+
+def _connect(controller: RecordingController) -> tuple[JsonLinesProtocol, CountingTransport]:
+    protocol = JsonLinesProtocol(controller, CLIENT_TO_SCS, answer_errors=True)
+    transport = CountingTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def _subscribes(*refs: int) -> bytes:
+    return b"".join(b'{"message":"RequestSubscribe","ref":%d}\n' % ref for ref in refs)
+
+
+def _oks(*refs: int) -> bytes:
+    return b"".join(b'{"message":"EventOk","ref":%d}\n' % ref for ref in refs)
+
+
+def test_notifications_made_during_a_read_go_out_in_one_write() -> None:
+    """The notifications the lines of one read make are written once the read is
+    handled, in one write per subscriber and in order; replies go out at once."""
+    watcher, watcher_transport = _connect(RecordingController())
+    protocol, transport = _connect(Replier(watcher))
+    protocol.dataReceived(_subscribes(1, 2, 3))
+    assert watcher_transport.writes == [_oks(101, 102, 103)]
+    assert transport.writes == [_oks(1), _oks(2), _oks(3)]
+    protocol.dataReceived(_subscribes(4))
+    assert watcher_transport.writes == [_oks(101, 102, 103), _oks(104)]
+
+
+def test_notifications_made_outside_a_read_go_out_at_once() -> None:
+    """A notification made when no read is being handled (a timer, a process event)
+    is written at once, alone."""
+    protocol, transport = _connect(RecordingController())
+    protocol.notify(EventOk(ref=1))
+    protocol.notify(EventOk(ref=2))
+    assert transport.writes == [_oks(1), _oks(2)]
+
+
+def test_a_reply_writes_the_held_notifications_first() -> None:
+    """Whatever else is written to a connection during a read goes after the
+    notifications it holds: its bytes keep their order."""
+    protocol, transport = _connect(RecordingController())
+
+    class NotifyThenSend(RecordingController):
+        def message_received(self, message: Message) -> None:
+            protocol.notify(EventOk(ref=7))
+            protocol.send(EventOk(ref=8))
+            protocol.notify(EventOk(ref=9))
+
+    reader, _ = _connect(NotifyThenSend())
+    reader.dataReceived(_subscribes(1))
+    assert transport.writes == [_oks(7), _oks(8), _oks(9)]
+
+
+def test_a_read_inside_a_read_writes_when_the_outer_one_is_handled() -> None:
+    """A read handled while another is (a peer that delivers at once) holds its
+    notifications until the outer read is handled."""
+    watcher, watcher_transport = _connect(RecordingController())
+    inner, _ = _connect(Replier(watcher))
+
+    class Relay(RecordingController):
+        def message_received(self, message: Message) -> None:
+            inner.dataReceived(_subscribes(getattr(message, "ref", 0) + 10))
+
+    outer, _ = _connect(Relay())
+    outer.dataReceived(_subscribes(1, 2))
+    assert watcher_transport.writes == [_oks(111, 112)]
+
+
+@pytest.mark.parametrize("abort", [False, True], ids=["disconnect", "abort"])
+def test_closing_during_a_read_writes_the_held_notifications_first(abort: bool) -> None:
+    """Notifications held for a connection that is closed during the read are written
+    before it closes (an abort then drops them with the rest of its output, as before)."""
+    watcher, watcher_transport = _connect(RecordingController())
+
+    class Closer(Replier):
+        def message_received(self, message: Message) -> None:
+            super().message_received(message)
+            if getattr(message, "ref", 0) == 2:
+                if abort:
+                    watcher.abort()
+                else:
+                    watcher.disconnect()
+
+    protocol, _ = _connect(Closer(watcher))
+    protocol.dataReceived(_subscribes(1, 2, 3))
+    assert watcher_transport.writes == [_oks(101, 102)]
+    assert watcher_transport.disconnecting
+
+
+def test_a_failing_controller_still_gets_the_held_notifications_written() -> None:
+    """When a controller raises during a read, the notifications made before are
+    written, and one made afterwards, outside a read, goes out at once."""
+    watcher, watcher_transport = _connect(RecordingController())
+    protocol, _ = _connect(Replier(watcher, fail_on=2))
+    with pytest.raises(RuntimeError, match="a controller bug"):
+        protocol.dataReceived(_subscribes(1, 2, 3))
+    assert watcher_transport.writes == [_oks(101)]
+    watcher.notify(EventOk(ref=9))
+    assert watcher_transport.writes == [_oks(101), _oks(9)]
+
+
+def test_a_connection_lost_during_a_read_gets_nothing_later() -> None:
+    """Notifications held for a connection that is lost before the read is handled are
+    dropped with it."""
+    watcher, watcher_transport = _connect(RecordingController())
+
+    class Dropper(Replier):
+        def message_received(self, message: Message) -> None:
+            super().message_received(message)
+            watcher.connectionLost(Failure(Exception("gone")))
+
+    protocol, _ = _connect(Dropper(watcher))
+    protocol.dataReceived(_subscribes(1))
+    assert watcher_transport.writes == []

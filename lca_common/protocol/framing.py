@@ -14,6 +14,13 @@ again once they are gone; a peer that lets more than
 connection whose peer has not yet shown it is a client (``admit``) is closed to make
 room, or else the new one is refused.  Bad lines and refusals are logged at most a few
 times a second, with counts, so that a hostile peer cannot fill the log.
+
+While a connection handles the lines of one read, the notifications it makes (each
+status report sends one to every subscriber) are held, and each connection's are
+written in one piece once the read is handled: one transport write per subscriber and
+read, not one per report.  Nothing waits for a timer, and each connection's bytes keep
+their order: anything else written to, or done with, a connection writes what it holds
+first.
 """
 
 from __future__ import annotations
@@ -149,6 +156,31 @@ class _Backpressure:
         self.paused = False
 
 
+class _HeldWrites:
+    """Notifications made while a connection handles a read: held per connection, then
+    each connection's written at once when the outermost read is handled.
+
+    One for the process (:data:`_HELD`): it holds something only while a
+    ``dataReceived`` is on the call stack, and is empty again when it returns.
+    """
+
+    def __init__(self) -> None:
+        self.reading = 0
+        """Reads being handled (nested when a write delivers at once to a peer)."""
+        self.waiting: list[JsonLinesProtocol] = []
+        """Connections with lines held, in the order of their first."""
+
+    def flush(self) -> None:
+        """Write every connection's held lines (and any that writing them holds)."""
+        while self.waiting:
+            waiting, self.waiting = self.waiting, []
+            for protocol in waiting:
+                protocol.write_held()
+
+
+_HELD: Final = _HeldWrites()
+
+
 class JsonLinesProtocol(LineOnlyReceiver):
     """Frames JSON Lines; decodes with ``accepted`` and forwards to ``controller``.
 
@@ -160,6 +192,9 @@ class JsonLinesProtocol(LineOnlyReceiver):
         ``None`` (clients): no flow control.
     :param clock: times the grace a ``too-slow`` peer gets; without it, such a peer
         is dropped at once.
+
+    Notifications made while any connection handles a read are held, and written in
+    one piece when that read is handled (see the module's docstring).
     """
 
     delimiter = b"\n"
@@ -185,6 +220,8 @@ class JsonLinesProtocol(LineOnlyReceiver):
         self._peer: IAddress | None = None
         self._counted_by: JsonLinesServerFactory | None = None
         self._abort_later: IDelayedCall | None = None
+        self._held: list[bytes] = []
+        """Notifications made during a read, each with its delimiter, not yet written."""
 
     # -- MessageSender ---------------------------------------------------------
 
@@ -198,7 +235,11 @@ class JsonLinesProtocol(LineOnlyReceiver):
 
     def notify(self, message: Message) -> None:
         """Write a notification, unless the peer already has too many unread: then tell
-        it ``too-slow`` and close the connection."""
+        it ``too-slow`` and close the connection.
+
+        During a read it is held, and written with the others once the read is handled;
+        the peer's unread bytes are counted from the write that finds it not reading, so
+        a peer may get what one read makes past ``max_unread`` before it is told."""
         if not self._open:
             return
         line = self._line(message)
@@ -211,24 +252,53 @@ class JsonLinesProtocol(LineOnlyReceiver):
                 self._too_slow()
                 return
             flow.unread += len(line) + 1
+        if _HELD.reading:
+            if not self._held:
+                _HELD.waiting.append(self)
+            self._held.append(line + self.delimiter)
+            return
         self.sendLine(line)
 
     def sendLine(self, line: bytes) -> None:
         """One write per line: ``LineOnlyReceiver`` writes the line and its delimiter as
         a sequence, which a socket checks piece by piece and the harness's transports join.
+        Held notifications go first.
         """
+        if self._held:
+            self.write_held()
         self._transport().write(line + self.delimiter)
+
+    def write_held(self) -> None:
+        """Write the notifications held for this connection, in one piece."""
+        if self._held:
+            held, self._held = self._held, []
+            self._transport().write(b"".join(held))
+
+    def dataReceived(self, data: bytes) -> None:
+        """Frame and handle ``data``; the notifications its lines make are held until all
+        are handled."""
+        _HELD.reading += 1
+        try:
+            super().dataReceived(data)
+        finally:
+            try:
+                if _HELD.reading == 1:
+                    _HELD.flush()
+            finally:
+                _HELD.reading -= 1
 
     def disconnect(self) -> None:
         """Close the connection once pending output is written."""
         self._open = False
         self._stop_producing()
+        self.write_held()
         self._transport().loseConnection()
 
     def abort(self) -> None:
         """Drop the connection at once."""
         self._open = False
         self._stop_producing()
+        self.write_held()  # what it wrote: the transport drops it (or not) as before
         self._transport().abortConnection()
 
     def admit(self) -> None:
@@ -338,6 +408,7 @@ class JsonLinesProtocol(LineOnlyReceiver):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._open = False
+        self._held.clear()
         self.backpressure = None
         if self._abort_later is not None and self._abort_later.active():
             self._abort_later.cancel()
