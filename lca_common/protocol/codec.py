@@ -102,13 +102,28 @@ def _json(value: object) -> str:
 # Plain classes with slots, not dataclasses: as fast to read, far cheaper to define at
 # import (a stub process imports this module at every start).
 class _FieldSpec:
-    __slots__ = ("attribute", "convert", "enum", "members", "optional", "prefix", "texts", "wire")
+    __slots__ = (
+        "attribute",
+        "convert",
+        "enum",
+        "members",
+        "optional",
+        "prefix",
+        "seconds",
+        "text",
+        "texts",
+        "wire",
+    )
 
     def __init__(self, attribute: str, wire: str, optional: bool, hint: object) -> None:
         self.attribute = attribute
         self.wire = wire
         self.optional = optional
         self.convert = _converter(hint, wire)
+        self.text = hint is str
+        """Decode keeps a non-empty ASCII string as it is (what ``_to_text`` does)."""
+        self.seconds = hint is float
+        """Decode keeps a finite, non-negative float as it is (what ``_to_seconds`` does)."""
         self.prefix = "," + _json(wire) + ":"
         """What encode writes before the value."""
         self.enum: type[enum.Enum] | None = None
@@ -501,12 +516,22 @@ def decode_object(obj: Mapping[str, Any], accepted: Iterable[type[Message]]) -> 
             raise MessageError(
                 ErrorCode.INVALID_FIELD, f"{name}: required field {spec.wire!r} is missing", ref
             )
-        members = spec.members
-        if members is not None and value.__class__ is str:
-            member = members.get(value)
-            if member is not None:
-                fields[spec.attribute] = member
+        # the values most lines hold, kept or looked up as the converter would; any
+        # other is the converter's to check (and to word the error for)
+        kind = value.__class__
+        if kind is str:
+            members = spec.members
+            if members is not None:
+                member = members.get(value)
+                if member is not None:
+                    fields[spec.attribute] = member
+                    continue
+            elif spec.text and value and value.isascii():
+                fields[spec.attribute] = value
                 continue
+        elif kind is float and spec.seconds and 0.0 <= value < math.inf:
+            fields[spec.attribute] = value
+            continue
         fields[spec.attribute] = spec.convert(name, spec.wire, value, ref)
     return class_table.build(fields)
 

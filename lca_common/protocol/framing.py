@@ -419,8 +419,14 @@ class JsonLinesProtocol(LineOnlyReceiver):
         self.controller.connection_lost(reason if reason is not None else Failure(Exception()))
 
     def lineReceived(self, line: bytes) -> None:
-        if self._open:
-            self._handle(line.removesuffix(b"\r"))
+        if not self._open:
+            return
+        try:
+            message = decode(line.removesuffix(b"\r"), self.accepted)
+        except ProtocolError as error:
+            self._reject(error)
+            return
+        self.controller.message_received(message)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if not self._open:
@@ -431,14 +437,6 @@ class JsonLinesProtocol(LineOnlyReceiver):
                 f"line longer than the limit of {MAX_LINE_LENGTH} bytes",
             )
         )
-
-    def _handle(self, line: bytes) -> None:
-        try:
-            message = decode(line, self.accepted)
-        except ProtocolError as error:
-            self._reject(error)
-            return
-        self.controller.message_received(message)
 
     def _reject(self, error: ProtocolError) -> None:
         factory = self._counted_by
