@@ -356,7 +356,8 @@ def test_ctrl_c_stops_stub_processes_and_exits_1(tmp_path: Path) -> None:
             with pytest.raises(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)  # waiting on the run itself, which must not end
         assert len(_stubs_of(proc.pid)) == 2, "the stub processes never started"
-        everything = list(_descendants_of(proc.pid))  # the stubs and their fork server
+        everything = _descendants_of(proc.pid)  # the stubs and their fork server
+        assert "stub-forkserver" in everything.values()  # forked from the run, not spawned
         proc.send_signal(2)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 1

@@ -667,7 +667,9 @@ def test_config_pair_of_real_stubs(serve: Callable[..., Serve], tmp_path: Path) 
     site.until({"SIPS_A": ("RUNNING", "PRIMARY"), "SIPS_B": ("STOPPED", "EXITING")})
     assert not [m for m in site.watcher.received if m["message"] == "EventSwitchoverRefused"]
     assert site.server.stop() == 0, site.server.log_text()
-    assert "stub fork server | serving" in site.server.log_text()  # the stubs were forked
+    log = site.server.log_text()
+    assert "stub fork server | serving" in log  # the stubs were forked
+    assert "stub fork server | forked from this process" in log  # early, not spawned
 
 
 def test_config_refusals_then_late_backup_takes_over(

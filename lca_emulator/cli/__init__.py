@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import serverFromString
@@ -29,6 +29,9 @@ from lca_common.entrypoints import (
 from lca_common.protocol.framing import DEFAULT_MAX_CONNECTIONS
 from lca_common.protocol.limits import MIN_HEARTBEAT
 from lca_common.yamlsource import ConfigError
+
+if TYPE_CHECKING:
+    from lca_common.forkserver import EarlyServer
 
 log = Logger()
 
@@ -217,6 +220,29 @@ def serve(args: argparse.Namespace) -> None:
         applications, pairs, scs_options = config.applications, config.ha_pairs, config.scs
         outside, hosts = config.outside, config.hosts
 
+    early: EarlyServer | None = None
+    if applications:  # stubs to start: their fork server imports while we go on
+        from lca_emulator.harness.launchers import fork_stub_fork_server
+
+        early = fork_stub_fork_server()
+    try:
+        _serve(args, applications, outside, pairs, hosts, scs_options, early)
+    finally:
+        if early is not None:
+            early.discard()  # unless serve took it
+
+
+def _serve(
+    args: argparse.Namespace,
+    applications: Sequence[Any],
+    outside: Sequence[Any],
+    pairs: Sequence[Any],
+    hosts: Sequence[Any],
+    scs_options: Any,
+    early: EarlyServer | None,
+) -> None:
+    """``serve`` once its configuration is read: ``early`` is the stub fork server
+    forked already, if it has stubs to start."""
     from twisted.internet import reactor
     from twisted.internet.task import react
 
@@ -291,7 +317,7 @@ def serve(args: argparse.Namespace) -> None:
         # external programs alone)
         forks = None
         if any(isinstance(spec.program, StubFixture) for spec in specs):
-            forks = stub_fork_server(reactor)
+            forks = stub_fork_server(reactor, early)
             forks.start().addErrback(lambda _: None)  # logged; starts meanwhile wait, or spawn
         stubs = StubProcessLauncher(
             processes,
