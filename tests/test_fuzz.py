@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from boundsfakes import FakeLauncher, Layer, Wire
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -129,6 +130,7 @@ def _deliver(wire: Wire, frames: list[bytes], chunk: int) -> None:
         wire.feed(data[start : start + chunk])
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(_step, min_size=1, max_size=8))
 def test_random_frames_on_live_connections(

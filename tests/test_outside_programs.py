@@ -182,6 +182,7 @@ def test_pytest_item_is_skipped_in_virtual_time(pytester: pytest.Pytester) -> No
 # == real time ===========================================================================
 
 
+@pytest.mark.slow
 @reactor_test
 async def test_vendor_program_is_switched_over_when_the_stub_primary_is_killed(
     tmp_path: Path,

@@ -104,6 +104,7 @@ def test_site_fixture_in_a_python_test(pytester: pytest.Pytester) -> None:
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
 
 
+@pytest.mark.slow
 def test_same_results_under_xdist(pytester: pytest.Pytester) -> None:
     """pytest -n 2 gives the same outcomes as a serial run."""
     write(pytester, "scenario_good.yaml", PASSING)
@@ -124,6 +125,7 @@ def test_plugin_import_does_not_install_a_reactor() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+@pytest.mark.slow
 def test_processes_mode_runs_stub_processes(pytester: pytest.Pytester) -> None:
     """--lca-mode processes runs the same file with sipserver-stub child processes."""
     # the stub's reports are judged after its process started, however slow that was on

@@ -238,6 +238,7 @@ expect:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags", [["--real-time"], ["--processes"]], ids=["real-time", "processes"]
 )
@@ -435,6 +436,7 @@ def _rows(output: str) -> list[str]:
     return [line for line in output.splitlines()[1:-1]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags", [(), ("--real-time", "--time-scale", "0.01")], ids=["virtual", "wall-clock"]
 )

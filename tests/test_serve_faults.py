@@ -224,6 +224,7 @@ REFUSED_EVENTS: list[tuple[Json, str, str]] = [
 """Valid events that cannot be played now: the code of what failed, as a request gets it."""
 
 
+@pytest.mark.slow
 def test_request_event_plays_every_event_type(story: Story, tmp_path: Path) -> None:
     """Bad events change nothing; then stop, kill, start, restart, set-option, switchover,
     hang, host-down, host-up, cut-lca-link, cut-link (close, reset, stall) and delay-link

@@ -672,6 +672,7 @@ def test_config_pair_of_real_stubs(serve: Callable[..., Serve], tmp_path: Path) 
     assert "stub fork server | forked from this process" in log  # early, not spawned
 
 
+@pytest.mark.slow
 def test_config_refusals_then_late_backup_takes_over(
     serve: Callable[..., Serve], tmp_path: Path
 ) -> None:

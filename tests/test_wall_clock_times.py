@@ -115,6 +115,7 @@ def test_a_time_may_be_later_than_earlier(observed: float, holds: bool) -> None:
     assert v.passed is holds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [RunMode.PROCESSES, RunMode.REAL_TIME])
 @reactor_test
 async def test_one_second_off_fails_and_the_right_time_passes(

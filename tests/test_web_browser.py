@@ -138,6 +138,7 @@ def test_report_shows_a_chart_per_scenario(browser: Any, tmp_path: Path, artifac
     assert console_problems(browser) == []
 
 
+@pytest.mark.slow
 def test_live_page_follows_a_status_change(browser: Any, tmp_path: Path, artifacts: Path) -> None:
     """serve --http: the page shows RUNNING, then SERVICE_UNAVAILABLE when it is reported."""
     server = ServeProcess.start(tmp_path, "--http", "tcp:0:interface=127.0.0.1")
