@@ -250,8 +250,9 @@ def _as_level(value: object) -> OptionLevel:
     return value
 
 
-def pairwise_cases() -> list[Case]:
-    return [case_of_row(row, f"pairwise {n}") for n, row in enumerate(pairwise_rows(), 1)]
+@functools.cache  # the same every time: built once per process
+def pairwise_cases() -> tuple[Case, ...]:
+    return tuple(case_of_row(row, f"pairwise {n}") for n, row in enumerate(pairwise_rows(), 1))
 
 
 def component_vectors() -> list[tuple[TimingClass, ...]]:
@@ -268,9 +269,11 @@ def component_vectors() -> list[tuple[TimingClass, ...]]:
     return list(vectors)
 
 
-def timing_cases() -> list[Case]:
+@functools.cache  # the same every time: built once per process
+def timing_cases() -> tuple[Case, ...]:
     """Timeout x component timings, the check on, the port free, a backup."""
-    return [
+    vectors = component_vectors()  # the same design for every timeout
+    return tuple(
         _timed_case(
             f"timing timeout={'unset' if timeout is None else repr(timeout)}",
             mode=BACKUP,
@@ -281,11 +284,12 @@ def timing_cases() -> list[Case]:
             timings=vector,
         )
         for timeout in TIMEOUT_VALUES
-        for vector in component_vectors()
-    ]
+        for vector in vectors
+    )
 
 
-def port_cases() -> list[Case]:
+@functools.cache  # the same every time: built once per process
+def port_cases() -> tuple[Case, ...]:
     """Port state x port-check x vip-scripts x topology x mode x role (x init-check)."""
     cases: list[Case] = []
     failing = [ComponentScript("t-controller", FAIL, 5.0, "fail@5")]
@@ -312,7 +316,7 @@ def port_cases() -> list[Case]:
                     components=components,
                 )
             )
-    return cases
+    return tuple(cases)
 
 
 def _unique(cases: Iterable[Case]) -> list[Case]:
