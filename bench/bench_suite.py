@@ -989,26 +989,30 @@ def suites(min_scenarios: int, runs: int) -> list[Row]:
 # -- 8: the project's own tests under pytest-xdist ---------------------------------------
 
 
-def pytest_workers() -> list[Row]:
-    """``pytest -q -n 2`` against ``pytest -q -n 0``, once each (minutes)."""
+def pytest_workers(rounds: int = 2) -> list[Row]:
+    """``pytest -q -n 2`` against ``pytest -q -n 0``, ``rounds`` times each, in the order
+    0, 2, 2, 0, ... (so a drift of the machine's speed weighs on both alike); the
+    medians (minutes)."""
     pytest = _tool("pytest")
     failed = []
-    walls = {}
-    for workers in ("0", "2"):
+    samples: dict[str, list[float]] = {"0": [], "2": []}
+    order = [("0", "2") if n % 2 == 0 else ("2", "0") for n in range(rounds)]
+    for workers in (w for pair in order for w in pair):
         started = time.perf_counter()
         done = subprocess.run([pytest, "-q", "-n", workers], cwd=ROOT, capture_output=True)
-        walls[workers] = time.perf_counter() - started
+        samples[workers].append(time.perf_counter() - started)
         if done.returncode != 0:
             summary = done.stdout.decode(errors="replace").strip().splitlines()[-1:]
             failed.append(f"-n {workers}: {' '.join(summary).strip('= ')}")
             print(done.stdout.decode(errors="replace"), file=sys.stderr)
+    walls = {workers: statistics.median(values) for workers, values in samples.items()}
     serial, parallel = walls["0"], walls["2"]
     return [
         Row(
-            "`pytest -q -n 2`, the project's tests (ratio: speed-up)",
+            f"`pytest -q -n 2`, the project's tests, median of {rounds} (ratio: speed-up)",
             parallel,
             "s",
-            "`pytest -q -n 0`",
+            f"`pytest -q -n 0`, median of {rounds}",
             serial,
             Target("ratio", ">=", 1.8),
             speedup=True,
