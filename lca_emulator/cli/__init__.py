@@ -259,7 +259,6 @@ def _serve(
     from lca_emulator.layer import ListeningAddresses, ManagementLayer, configuration_problems
     from lca_emulator.lca.processes import ProcessLauncher, ProcessScripts
     from lca_emulator.web.live import LiveServer, LiveSettings, http_endpoint_description
-    from sipserver_stub.fixture import StubFixture
 
     specs = [application_spec(fixture) for fixture in applications]
     specs += [outside_spec(application) for application in outside]
@@ -316,7 +315,7 @@ def _serve(
         # a fork server only where there are stubs to start (not for commands or
         # external programs alone)
         forks = None
-        if any(isinstance(spec.program, StubFixture) for spec in specs):
+        if applications:
             forks = stub_fork_server(reactor, early)
             forks.start().addErrback(lambda _: None)  # logged; starts meanwhile wait, or spawn
         stubs = StubProcessLauncher(
