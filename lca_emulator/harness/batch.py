@@ -98,20 +98,8 @@ def run_serially(
 
     With stub processes, ``early`` is the stub fork server forked already
     (:func:`~lca_emulator.harness.launchers.fork_stub_fork_server`): the run takes it
-    over, and discards it if it does not use it."""
-    try:
-        return _run_serially(scenarios, settings, on_result, early)
-    finally:
-        if early is not None:
-            early.discard()  # unless it was taken
-
-
-def _run_serially(
-    scenarios: Sequence[Scenario],
-    settings: RunSettings,
-    on_result: ResultHandler,
-    early: EarlyServer | None,
-) -> list[ScenarioResult]:
+    over.  Whoever forked it discards it afterwards (nothing happens if it was taken).
+    """
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, ensureDeferred
 
